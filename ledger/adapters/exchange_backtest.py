@@ -1,0 +1,95 @@
+"""The backtest venue: market orders fill at the next bar's open, fee in the quote asset."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal, localcontext
+
+from ledger.application.candles import Candles
+from ledger.domain.events import OrderPlaced, OrderType
+from ledger.domain.instruments import Instrument
+from ledger.domain.numbers import LEDGER_CONTEXT, ZERO, round_down_to_step
+from ledger.domain.order import FillReport, OrderEnded
+
+
+@dataclass(frozen=True, kw_only=True)
+class BacktestAck:
+    """The simulated venue's acknowledgement."""
+
+    client_order_id: str
+    venue_order_id: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Working:
+    order: OrderPlaced
+    bar: int
+
+
+class BacktestExchange:
+    """Simulated venue over recorded candles: next-bar-open fills for market orders.
+
+    Assumptions: the whole order fills at the open of the first bar after the one it was
+    placed on (no partial fills, no book impact); a quote-sized order buys
+    ``floor(qty_quote / open)`` to the instrument's step; the fee is ``fee_rate`` of the
+    notional, charged in the quote asset. Limit orders are not simulated yet and are refused.
+    """
+
+    venue = "backtest"
+
+    def __init__(self, candles: Candles, instrument: Instrument, fee_rate: Decimal) -> None:
+        """Simulate ``instrument`` over ``candles`` charging ``fee_rate`` per fill."""
+        self._candles = candles
+        self._instrument = instrument
+        self._fee_rate = fee_rate
+        self._bar = 0
+        self._working: dict[str, _Working] = {}
+        self._acks: dict[str, BacktestAck] = {}
+        self._trades = 0
+
+    def advance_to(self, bar: int) -> None:
+        """Move the simulated market to ``bar`` (its open is the next fill price)."""
+        self._bar = bar
+
+    async def submit_order(self, order: OrderPlaced) -> BacktestAck:
+        """Accept an order; resubmitting the same client order id returns the same ack."""
+        ack = self._acks.get(order.client_order_id)
+        if ack is not None:
+            return ack
+        if order.order_type is not OrderType.MARKET:
+            msg = "the next-open backtest venue fills market orders only"
+            raise NotImplementedError(msg)
+        ack = BacktestAck(client_order_id=order.client_order_id, venue_order_id=f"bt-{len(self._acks) + 1}")
+        self._acks[order.client_order_id] = ack
+        self._working[order.client_order_id] = _Working(order=order, bar=self._bar)
+        return ack
+
+    async def poll_fills(self) -> list[FillReport | OrderEnded]:
+        """Fill every order placed before the current bar at the current bar's open."""
+        ready = [w for w in self._working.values() if w.bar < self._bar]
+        reports: list[FillReport | OrderEnded] = []
+        for working in ready:
+            del self._working[working.order.client_order_id]
+            reports.append(self._fill(working.order))
+        return reports
+
+    def _fill(self, order: OrderPlaced) -> FillReport | OrderEnded:
+        price = self._candles.price(self._candles.open[self._bar])
+        at = self._candles.open_at(self._bar)
+        with localcontext(LEDGER_CONTEXT):
+            qty = order.qty if order.qty is not None else round_down_to_step(order.qty_quote / price, self._instrument.qty_step)  # type: ignore[operator]
+            if qty < self._instrument.qty_min or qty == ZERO:
+                return OrderEnded(client_order_id=order.client_order_id, reason=f"size rounds to {qty} at {price}", occurred_at=at)
+            fee = qty * price * self._fee_rate
+        self._trades += 1
+        return FillReport(
+            client_order_id=order.client_order_id,
+            venue=self.venue,
+            venue_trade_id=f"bt-t-{self._trades}",
+            side=order.side,
+            qty=qty,
+            price=price,
+            fee=fee,
+            fee_asset=self._instrument.quote_asset,
+            occurred_at=at,
+        )

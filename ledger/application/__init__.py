@@ -1,0 +1,1 @@
+"""Use cases: run loops and command handling over the domain and the ports."""

@@ -1,0 +1,165 @@
+"""Composition root: the only place that knows every concrete class."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from importlib import resources
+from pathlib import Path
+from uuid import UUID
+
+import anyio
+
+from ledger.adapters.candles_csv import load_candles
+from ledger.adapters.clock import SimulatedClock
+from ledger.adapters.exchange_backtest import BacktestExchange
+from ledger.adapters.ids import SeededIds
+from ledger.adapters.store import LedgerStore, open_store
+from ledger.application.backtest import BacktestResult, BacktestRun, BacktestSpec
+from ledger.application.candles import Candles
+from ledger.domain.errors import ParameterError
+from ledger.domain.identifiers import CONTROL_RUN_ID, run_stream_id
+from ledger.domain.instruments import instrument_for
+from ledger.domain.trading_session import kill_switch_engaged
+from ledger.strategies import build_strategy
+from projections.portfolio import PortfolioProjection
+from projections.runner import ProjectionRunner
+
+BUNDLED_SAMPLE = "binance_spot_BTCUSDT_1m_20250520_20250618.csv.gz"
+FILL_MODELS = ("next-open",)
+# Why 10%: no venue charges more; a larger value is a typo (1 instead of 0.001, say).
+FEE_RATE_MAX = Decimal("0.1")
+
+
+@dataclass(frozen=True, kw_only=True)
+class BacktestRequest:
+    """A backtest as a user asks for it (CLI options or the Python API)."""
+
+    ledger_url: str
+    data_path: Path | None = None  # None: the bundled real sample
+    symbol: str = "BTC/USDT"
+    strategy: str = "sma"
+    params: Mapping[str, str] = field(default_factory=dict)
+    cash: str = "10000"
+    fee: str = "0.001"
+    seed: int = 0
+    fill_model: str = "next-open"
+
+
+def code_version() -> str:
+    """Return the package version recorded in every run."""
+    from ledger import __version__  # noqa: PLC0415 - avoid a cycle at import time
+
+    return __version__
+
+
+def open_ledger(url: str, *, create: bool = False) -> LedgerStore:
+    """Open the ledger at ``url``; only writers create a missing SQLite file."""
+    return open_store(url, create=create)
+
+
+def bundled_sample() -> Path:
+    """Return the path of the bundled real BTC/USDT sample."""
+    return Path(str(resources.files("ledger") / "data" / BUNDLED_SAMPLE))
+
+
+def _decimal_option(name: str, text: str, *, low: Decimal, high: Decimal | None, inclusive_low: bool) -> Decimal:
+    try:
+        value = Decimal(text)
+    except (InvalidOperation, TypeError) as e:
+        msg = f"--{name}: {text!r} is not a decimal number; write it like 10000 or 0.001"
+        raise ParameterError(msg) from e
+    too_low = value < low if inclusive_low else value <= low
+    if not value.is_finite() or too_low or (high is not None and value > high):
+        bound = f">= {low}" if inclusive_low else f"> {low}"
+        upper = "" if high is None else f" and <= {high}"
+        msg = f"--{name}: {text} is out of range; it must be a finite number {bound}{upper}"
+        raise ParameterError(msg)
+    return value
+
+
+def config_hash(request: BacktestRequest, candles: Candles, strategy_params: Mapping[str, str]) -> str:
+    """Return the sha256 of everything that determines a backtest's events."""
+    config = {
+        "symbol": request.symbol,
+        "strategy": request.strategy,
+        "params": dict(sorted(strategy_params.items())),
+        "cash": request.cash,
+        "fee": request.fee,
+        "fill_model": request.fill_model,
+        "data_digest": candles.digest,
+    }
+    return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()
+
+
+def run_backtest_request(
+    request: BacktestRequest, progress: Callable[[int, int], None] | None = None
+) -> tuple[BacktestResult, LedgerStore]:
+    """Validate every input, then run one backtest into the ledger.
+
+    Nothing touches the ledger until the request, the data file and the parameters are all
+    valid, so bad input leaves it exactly as it was.
+
+    Raises:
+        BadInputError: (and subclasses) an invalid option, parameter, symbol or data file.
+    """
+    instrument = instrument_for(request.symbol)
+    strategy = build_strategy(request.strategy, request.params)
+    cash = _decimal_option("cash", request.cash, low=Decimal(0), high=None, inclusive_low=False)
+    fee = _decimal_option("fee", request.fee, low=Decimal(0), high=FEE_RATE_MAX, inclusive_low=True)
+    if request.fill_model not in FILL_MODELS:
+        msg = f"--fill-model: {request.fill_model!r} is not available yet; use {', '.join(FILL_MODELS)}"
+        raise ParameterError(msg)
+    if request.seed < 0:
+        msg = f"--seed: {request.seed} is negative; use a whole number >= 0"
+        raise ParameterError(msg)
+    path = request.data_path if request.data_path is not None else bundled_sample()
+    candles = load_candles(path)
+    digest = config_hash(request, candles, strategy.params())
+
+    store = open_ledger(request.ledger_url, create=True)
+    ids = SeededIds(request.seed)
+    run_id = _free_run_id(store, ids, digest)
+    spec = BacktestSpec(
+        instrument=instrument,
+        cash_initial=cash,
+        fee_rate=fee,
+        seed=request.seed,
+        config_hash=digest,
+        code_version=code_version(),
+        halted=kill_switch_engaged(store.read_stream(run_stream_id(CONTROL_RUN_ID))),
+    )
+    run = BacktestRun(
+        spec=spec,
+        candles=candles,
+        strategy=strategy,
+        store=store,
+        venue=BacktestExchange(candles, instrument, fee),
+        ids=ids,
+        clock=SimulatedClock(candles.open_at(0)),
+        run_id=run_id,
+    )
+    result = anyio.run(run.execute, progress)
+    return result, store
+
+
+def _free_run_id(store: LedgerStore, ids: SeededIds, digest: str) -> UUID:
+    # The same inputs and seed give the same run id; repeating a run in one ledger takes the
+    # next attempt number, so the second run's id is still reproducible.
+    attempt = 1
+    while True:
+        run_id = ids.run_id(f"{digest}:{attempt}")
+        if not store.read_stream(run_stream_id(run_id), limit=1):
+            return run_id
+        attempt += 1
+
+
+def portfolio(store: LedgerStore, progress: Callable[[int, int], None] | None = None) -> PortfolioProjection:
+    """Return the tracked portfolio projection, caught up with the log and saved."""
+    runner = ProjectionRunner(store, store, PortfolioProjection())
+    runner.load()
+    runner.catch_up(progress=progress)
+    return runner.projection  # type: ignore[return-value]

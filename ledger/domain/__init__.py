@@ -1,0 +1,1 @@
+"""Pure domain: events, numbers, identifiers and the decision rules (stdlib only)."""

@@ -1,0 +1,350 @@
+"""Domain events: immutable facts, named in the past tense.
+
+Every event is a frozen, keyword-only dataclass with flat scalar fields. Money and quantities
+are ``Decimal`` (built from strings), times are UTC-aware, and ``class_version`` is the schema
+version stored with each event; ``upcast_vN_vN+1`` static methods lift old stored states.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, ClassVar
+from uuid import UUID
+
+
+class Side(enum.Enum):
+    """Direction of an order or fill; values are stored, so never change them."""
+
+    BUY = "buy"
+    SELL = "sell"
+
+
+class OrderType(enum.Enum):
+    """How an order is priced; values are stored."""
+
+    MARKET = "market"
+    LIMIT = "limit"
+
+
+class TradingMode(enum.Enum):
+    """Where a run's orders go; values are stored."""
+
+    BACKTEST = "backtest"
+    PAPER = "paper"
+    LIVE = "live"
+
+
+class DecisionAction(enum.Enum):
+    """What a decision source asked for; values are stored."""
+
+    BUY = "buy"
+    SELL = "sell"
+    HOLD = "hold"
+
+
+def _require_aware(value: datetime, name: str) -> None:
+    if value.utcoffset() is None:
+        msg = f"{name} must be timezone-aware, was {value!r}"
+        raise ValueError(msg)
+
+
+def _require_positive(value: Decimal | None, name: str) -> None:
+    if value is not None and not value > 0:
+        msg = f"{name} must be positive, was {value}"
+        raise ValueError(msg)
+
+
+def _require_non_negative(value: Decimal, name: str) -> None:
+    if value < 0:
+        msg = f"{name} must not be negative, was {value}"
+        raise ValueError(msg)
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Event:
+    originator_id: UUID
+    originator_version: int
+    occurred_at: datetime
+    run_id: UUID
+
+    def __post_init__(self) -> None:
+        _require_aware(self.occurred_at, "occurred_at")
+        if self.originator_version < 1:
+            msg = f"originator_version starts at 1, was {self.originator_version}"
+            raise ValueError(msg)
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunStarted(_Event):
+    """The engine started a run with the inputs needed to reproduce it."""
+
+    class_version: ClassVar[int] = 1
+
+    mode: TradingMode
+    seed: int
+    venue: str
+    instrument: str
+    base_asset: str
+    quote_asset: str
+    cash_initial: Decimal
+    fee_rate: Decimal
+    strategy: str
+    params: str  # canonical JSON of the strategy parameters (flat scalar rule)
+    data_source: str
+    data_digest: str
+    config_hash: str
+    code_version: str
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _require_positive(self.cash_initial, "cash_initial")
+        _require_non_negative(self.fee_rate, "fee_rate")
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunEnded(_Event):
+    """The engine ended a run and recorded its final equity."""
+
+    class_version: ClassVar[int] = 1
+
+    reason: str
+    equity_final: Decimal
+    price_mark: Decimal | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class PriceMarked(_Event):
+    """The engine observed a market price used to mark open positions."""
+
+    class_version: ClassVar[int] = 1
+
+    instrument: str
+    price: Decimal
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _require_positive(self.price, "price")
+
+
+@dataclass(frozen=True, kw_only=True)
+class DecisionMade(_Event):
+    """A decision source decided on an action from the market state it saw."""
+
+    class_version: ClassVar[int] = 1
+
+    decision_id: str
+    source: str
+    instrument: str
+    action: DecisionAction
+    qty: Decimal | None
+    qty_quote: Decimal | None
+    price_limit: Decimal | None
+    confidence: Decimal | None
+    rationale: str
+    input_digest: str
+    output: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class OrderPlaced(_Event):
+    """The engine placed an order, with its client order id, before any venue saw it."""
+
+    class_version: ClassVar[int] = 1
+
+    client_order_id: str
+    decision_id: str | None
+    instrument: str
+    side: Side
+    order_type: OrderType
+    qty: Decimal | None  # base quantity; None when the order spends a quote amount
+    qty_quote: Decimal | None  # quote amount to spend (Binance quoteOrderQty)
+    price_limit: Decimal | None
+    price_expected: Decimal | None  # the market price when the order was decided
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if (self.qty is None) == (self.qty_quote is None):
+            msg = "an order has exactly one of qty and qty_quote"
+            raise ValueError(msg)
+        _require_positive(self.qty, "qty")
+        _require_positive(self.qty_quote, "qty_quote")
+        _require_positive(self.price_limit, "price_limit")
+        if self.order_type is OrderType.LIMIT and self.price_limit is None:
+            msg = "a limit order needs price_limit"
+            raise ValueError(msg)
+
+
+@dataclass(frozen=True, kw_only=True)
+class OrderDenied(_Event):
+    """A pre-trade rule refused an order before it left the process."""
+
+    class_version: ClassVar[int] = 1
+
+    client_order_id: str
+    reason: str
+    detail: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class OrderSubmitted(_Event):
+    """The engine sent an order to a venue."""
+
+    class_version: ClassVar[int] = 1
+
+    client_order_id: str
+    venue: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class OrderAccepted(_Event):
+    """A venue acknowledged an order and gave it a venue order id."""
+
+    class_version: ClassVar[int] = 1
+
+    client_order_id: str
+    venue_order_id: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class OrderRejected(_Event):
+    """A venue refused an order."""
+
+    class_version: ClassVar[int] = 1
+
+    client_order_id: str
+    reason: str
+    detail: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class OrderFilled(_Event):
+    """A venue reported a full or partial execution of one of our orders."""
+
+    # Version 2 added price_expected (the market price when the order was decided), so
+    # every fill records its slippage; version-1 fills upcast to None (not recorded).
+    class_version: ClassVar[int] = 2
+
+    client_order_id: str
+    venue: str
+    instrument: str
+    venue_trade_id: str
+    side: Side
+    qty: Decimal
+    price: Decimal
+    fee: Decimal
+    fee_asset: str
+    price_expected: Decimal | None
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _require_positive(self.qty, "qty")
+        _require_positive(self.price, "price")
+        _require_non_negative(self.fee, "fee")
+
+    @staticmethod
+    def upcast_v1_v2(state: dict[str, Any]) -> None:
+        """Lift a version-1 fill: no expected price was recorded then."""
+        state["price_expected"] = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class OrderCancelRequested(_Event):
+    """The engine asked a venue to cancel the rest of an order."""
+
+    class_version: ClassVar[int] = 1
+
+    client_order_id: str
+    reason: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class OrderCanceled(_Event):
+    """A venue confirmed that the rest of an order was canceled."""
+
+    class_version: ClassVar[int] = 1
+
+    client_order_id: str
+    reason: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class OrderExpired(_Event):
+    """A venue reported that an order expired unfilled or partly filled."""
+
+    class_version: ClassVar[int] = 1
+
+    client_order_id: str
+    reason: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class TradingModeSwitched(_Event):
+    """The operator or engine switched a run's trading mode."""
+
+    class_version: ClassVar[int] = 1
+
+    mode_from: TradingMode
+    mode_to: TradingMode
+    reason: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class KillSwitchEngaged(_Event):
+    """The operator or an automatic trigger engaged the kill switch."""
+
+    class_version: ClassVar[int] = 1
+
+    reason: str
+    actor: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class KillSwitchReleased(_Event):
+    """The operator released the kill switch with the admin passphrase."""
+
+    class_version: ClassVar[int] = 1
+
+    reason: str
+    actor: str
+
+
+LedgerEvent = (
+    RunStarted
+    | RunEnded
+    | PriceMarked
+    | DecisionMade
+    | OrderPlaced
+    | OrderDenied
+    | OrderSubmitted
+    | OrderAccepted
+    | OrderRejected
+    | OrderFilled
+    | OrderCancelRequested
+    | OrderCanceled
+    | OrderExpired
+    | TradingModeSwitched
+    | KillSwitchEngaged
+    | KillSwitchReleased
+)
+
+EVENT_TYPES: tuple[type[LedgerEvent], ...] = (
+    RunStarted,
+    RunEnded,
+    PriceMarked,
+    DecisionMade,
+    OrderPlaced,
+    OrderDenied,
+    OrderSubmitted,
+    OrderAccepted,
+    OrderRejected,
+    OrderFilled,
+    OrderCancelRequested,
+    OrderCanceled,
+    OrderExpired,
+    TradingModeSwitched,
+    KillSwitchEngaged,
+    KillSwitchReleased,
+)

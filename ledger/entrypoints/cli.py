@@ -1,0 +1,349 @@
+"""The `tradeledger` command line: parse, call the Python API, print; nothing else.
+
+Why typer + rich: typer gives typed options, `--help` on every command and shell completion
+on top of click (the most used Python CLI library); rich draws the tables and the progress
+bar (on stderr, only when it is a terminal).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from ledger import bootstrap
+from ledger.adapters import audit
+from ledger.adapters.store import LedgerStore, StoreError, is_postgres_url
+from ledger.domain.errors import (
+    BadInputError,
+    InvariantViolationError,
+    LedgerError,
+    RunNotFoundError,
+    TradingHaltedError,
+)
+from ledger.entrypoints import report as report_page
+from ledger.entrypoints import views
+from projections import analytics
+from projections.portfolio import PortfolioProjection
+
+EXIT_BAD_INPUT = 2
+EXIT_INTEGRITY = 3
+EXIT_REFUSED = 4
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Event-sourced trading ledger engine.")
+# Why a fixed width off a terminal: piped output should not squeeze ids and amounts.
+out = Console() if sys.stdout.isatty() else Console(width=200)
+err = Console(stderr=True) if sys.stderr.isatty() else Console(stderr=True, width=200)
+
+
+class _State:
+    ledger: str = "tradeledger.db"
+
+
+STATE = _State()
+
+
+@app.callback()
+def _global(
+    ledger: Annotated[str | None, typer.Option("--ledger", help="SQLite file or postgresql:// DSN "
+                                                "[default: $TRADELEDGER_LEDGER or ./tradeledger.db]")] = None,
+) -> None:
+    STATE.ledger = ledger or os.environ.get("TRADELEDGER_LEDGER") or "tradeledger.db"
+
+
+def _fail(message: str, code: int) -> NoReturn:
+    err.print(message, markup=False, highlight=False)
+    raise typer.Exit(code)
+
+
+@contextmanager
+def _progress(label: str) -> Iterator[Callable[[int, int], None] | None]:
+    if not sys.stderr.isatty():
+        yield None
+        return
+    with Progress(TextColumn(label), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
+                  TimeRemainingColumn(), console=err, transient=True) as bar:
+        task = bar.add_task(label, total=1)
+
+        def update(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=max(total, 1))
+
+        yield update
+
+
+def _analytics_path(ledger: str) -> Path:
+    if is_postgres_url(ledger):
+        return Path(os.environ.get("TRADELEDGER_ANALYTICS", "tradeledger-analytics.duckdb"))
+    return Path(ledger).with_suffix(".duckdb")
+
+
+def _read_side(store: LedgerStore) -> tuple[PortfolioProjection, Path]:
+    with _progress("projections") as progress:
+        portfolio = bootstrap.portfolio(store, progress)
+    path = _analytics_path(STATE.ledger)
+    analytics.sync(path, store, portfolio, upto=_caught_up_seq(store, portfolio))
+    return portfolio, path
+
+
+def _caught_up_seq(store: LedgerStore, portfolio: PortfolioProjection) -> int:
+    saved = store.load_checkpoint(portfolio.name)
+    return 0 if saved is None else saved[1]
+
+
+def _print_json(value: Any) -> None:
+    sys.stdout.write(json.dumps(value, sort_keys=True, default=str) + "\n")
+
+
+def _table(title: str, rows: list[dict[str, Any]]) -> None:
+    if not rows:
+        out.print(f"{title}: none")
+        return
+    table = Table(title=title)
+    for column in rows[0]:
+        table.add_column(column, justify="right" if column not in {"run_id", "asset", "instrument"} else "left")
+    for row in rows:
+        table.add_row(*("" if v is None else (f"{v:.6g}" if isinstance(v, float) else str(v)) for v in row.values()))
+    out.print(table)
+
+
+def _params(values: list[str]) -> dict[str, str]:
+    params: dict[str, str] = {}
+    for item in values:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            _fail(f"--param {item!r}: write parameters as KEY=VALUE, e.g. --param fast=10", EXIT_BAD_INPUT)
+        params[key.strip()] = value.strip()
+    return params
+
+
+@app.command()
+def backtest(  # noqa: PLR0913 - the CLI contract's options
+    data: Annotated[Path | None, typer.Option(help="candle CSV(.gz); default: the bundled real BTC/USDT sample")] = None,
+    symbol: Annotated[str, typer.Option(help="instrument, e.g. BTC/USDT")] = "BTC/USDT",
+    strategy: Annotated[str, typer.Option(help="decision source: sma")] = "sma",
+    param: Annotated[list[str] | None, typer.Option(help="strategy parameter K=V (repeatable)")] = None,
+    cash: Annotated[str, typer.Option(help="starting quote cash")] = "10000",
+    fee: Annotated[str, typer.Option(help="fee rate per side, e.g. 0.001")] = "0.001",
+    fill_model: Annotated[str, typer.Option(help="next-open")] = "next-open",
+    slippage: Annotated[str, typer.Option(help="none (other models come with the backtesting work)")] = "none",
+    latency_ms: Annotated[int, typer.Option(help="0 (latency comes with the backtesting work)")] = 0,
+    failure_rate: Annotated[str, typer.Option(help="0 (failure injection comes with the backtesting work)")] = "0",
+    seed: Annotated[int, typer.Option(help="seed of every id and random choice")] = 0,
+    config: Annotated[Path | None, typer.Option(help="TOML config (not supported yet)")] = None,
+    report: Annotated[Path | None, typer.Option(help="also write the HTML report here")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
+) -> None:
+    """Run one backtest into the ledger and print its metrics."""
+    if config is not None:
+        _fail("--config: config files are not supported by backtest yet; pass options instead", EXIT_BAD_INPUT)
+    _only("--slippage", slippage, "none")
+    _only("--latency-ms", str(latency_ms), "0")
+    _only_zero("--failure-rate", failure_rate)
+    request = bootstrap.BacktestRequest(
+        ledger_url=STATE.ledger, data_path=data, symbol=symbol, strategy=strategy, params=_params(param or []),
+        cash=cash, fee=fee, seed=seed, fill_model=fill_model,
+    )
+    with _progress("backtest") as progress:
+        result, store = bootstrap.run_backtest_request(request, progress)
+    portfolio, path = _read_side(store)
+    run = portfolio.runs[result.run_id]
+    summary = views.backtest_summary(run, store.chain_head(result.run_id).hash)
+    if report is not None:
+        report_page.write_report(run, _fills(path, run.run_id), report)
+    if as_json:
+        _print_json(summary)
+        return
+    stats = summary.pop("metrics")
+    _table("run", [{k: v for k, v in summary.items()}])
+    _table("metrics", [{k: v for k, v in stats.items() if not isinstance(v, dict)}])
+    if report is not None:
+        out.print(f"report written to {report}")
+
+
+def _only(option: str, value: str, allowed: str) -> None:
+    if value != allowed:
+        _fail(f"{option}: {value!r} is not available yet; only {allowed} is implemented", EXIT_BAD_INPUT)
+
+
+def _only_zero(option: str, value: str) -> None:
+    try:
+        number = Decimal(value)
+    except InvalidOperation:
+        _fail(f"{option}: {value!r} is not a number; use 0", EXIT_BAD_INPUT)
+    if number != 0:
+        _fail(f"{option}: {value} is not available yet; only 0 is implemented", EXIT_BAD_INPUT)
+
+
+def _fills(path: Path, run_id: Any) -> list[dict[str, Any]]:
+    columns, rows = analytics.query(
+        path, f"SELECT occurred_at, side, qty, price, fee FROM fills WHERE run_id = '{run_id}' ORDER BY seq"  # noqa: S608
+    )
+    return [dict(zip(columns, row, strict=True)) for row in rows]
+
+
+def _store() -> LedgerStore:
+    return bootstrap.open_ledger(STATE.ledger, create=False)
+
+
+@app.command()
+def sessions(as_json: Annotated[bool, typer.Option("--json", help="print a JSON list")] = False) -> None:
+    """List the runs in the ledger, newest first."""
+    portfolio, _ = _read_side(_store())
+    rows = [views.session_row(run) for run in reversed(portfolio.runs.values())]
+    if as_json:
+        _print_json(rows)
+    else:
+        _table("sessions", rows)
+
+
+@app.command()
+def positions(
+    run: Annotated[str | None, typer.Argument(help="run id or unique prefix; default: newest")] = None,
+    mark: Annotated[list[str] | None, typer.Option(help="mark price SYMBOL=PRICE (repeatable)")] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Show a run's positions, balances, open orders and PnL."""
+    portfolio, _ = _read_side(_store())
+    view = views.positions_view(views.resolve_run(portfolio, run), _marks(mark or []))
+    if as_json:
+        _print_json(view)
+        return
+    _table("positions", view["positions"])
+    _table("balances", view["balances"])
+    _table("open orders", view["open_orders"])
+    out.print(f"equity: {view['equity']}")
+
+
+def _marks(values: list[str]) -> dict[str, Decimal]:
+    marks: dict[str, Decimal] = {}
+    for item in values:
+        symbol, _, text = item.partition("=")
+        try:
+            price = Decimal(text)
+        except InvalidOperation:
+            _fail(f"--mark {item!r}: write SYMBOL=PRICE with a decimal price, e.g. BTC/USDT=105000.5", EXIT_BAD_INPUT)
+        if not price.is_finite() or price <= 0:
+            _fail(f"--mark {item!r}: the price must be a positive finite number", EXIT_BAD_INPUT)
+        marks[symbol] = price
+    return marks
+
+
+@app.command()
+def verify(run: Annotated[str | None, typer.Argument(help="run id or prefix; default: every run")] = None) -> None:
+    """Recompute the hash chain of one run or all; exit 3 at the first bad event."""
+    store = _store()
+    run_id = None
+    if run is not None:
+        portfolio = bootstrap.portfolio(store)
+        run_id = views.resolve_run(portfolio, run).run_id
+    result = audit.verify(store, run_id)
+    for fault in result.faults:
+        seq = "end of log" if fault.seq is None else f"seq {fault.seq}"
+        err.print(f"run {fault.run_id}: first bad event at {seq} (chain position {fault.n}): {fault.reason}",
+                  markup=False, highlight=False)
+    if not result.ok:
+        raise typer.Exit(EXIT_INTEGRITY)
+    out.print(f"verified {result.events} events in {len(result.runs)} run(s): chain intact")
+
+
+@app.command()
+def export(
+    run: Annotated[str, typer.Argument(help="run id or unique prefix")],
+    fmt: Annotated[str, typer.Option("--format", help="jsonl")] = "jsonl",
+    out_path: Annotated[Path | None, typer.Option("--out", help="file to write; jsonl defaults to stdout")] = None,
+) -> None:
+    """Export a run's events, canonical and in chain order."""
+    if fmt != "jsonl":
+        _fail(f"--format: {fmt!r} is not available yet; use jsonl", EXIT_BAD_INPUT)
+    store = _store()
+    run_id = views.resolve_run(bootstrap.portfolio(store), run).run_id
+    if out_path is None:
+        for line in audit.export_jsonl(store, run_id):
+            sys.stdout.buffer.write(line)
+        sys.stdout.flush()
+        return
+    with out_path.open("wb") as handle:
+        for line in audit.export_jsonl(store, run_id):
+            handle.write(line)
+
+
+@app.command()
+def query(
+    sql: Annotated[str, typer.Argument(help="DuckDB SQL over events, orders, fills, positions, balances, equity, decisions")],
+    as_json: Annotated[bool, typer.Option("--json", help="print a JSON list of row objects")] = False,
+) -> None:
+    """Run DuckDB SQL over the log's typed tables (read-only)."""
+    _, path = _read_side(_store())
+    try:
+        columns, rows = analytics.query(path, sql)
+    except analytics.QueryError as e:
+        _fail(str(e), EXIT_BAD_INPUT)
+    records = [dict(zip(columns, row, strict=True)) for row in rows]
+    if as_json:
+        _print_json([{k: _jsonable(v) for k, v in r.items()} for r in records])
+    else:
+        _table("query", [{k: _jsonable(v) for k, v in r.items()} for r in records])
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, int | float | str | bool) or value is None:
+        return value
+    return str(value)
+
+
+@app.command("report")
+def report_command(
+    run: Annotated[str | None, typer.Argument(help="run id or prefix; default: newest")] = None,
+    out_path: Annotated[Path, typer.Option("--out", help="HTML file to write")] = Path("report.html"),
+) -> None:
+    """Write an offline HTML report: equity curve, drawdown, trades, metrics."""
+    portfolio, path = _read_side(_store())
+    view = views.resolve_run(portfolio, run)
+    report_page.write_report(view, _fills(path, view.run_id), out_path)
+    out.print(f"report written to {out_path}")
+
+
+def main() -> None:
+    """Run the CLI, mapping errors to the contract's exit codes with one sentence on stderr."""
+    try:
+        app(standalone_mode=False)
+    except typer.Exit as e:
+        sys.exit(e.exit_code)
+    except (BadInputError, RunNotFoundError, StoreError) as e:
+        err.print(str(e), markup=False, highlight=False)
+        sys.exit(EXIT_BAD_INPUT)
+    except InvariantViolationError as e:
+        err.print(f"integrity failure: {e}", markup=False, highlight=False)
+        sys.exit(EXIT_INTEGRITY)
+    except TradingHaltedError as e:
+        err.print(str(e), markup=False, highlight=False)
+        sys.exit(EXIT_REFUSED)
+    except LedgerError as e:
+        err.print(f"error: {e}", markup=False, highlight=False)
+        sys.exit(1)
+    except Exception as e:  # noqa: BLE001 - top-level supervisor: say it in one sentence, exit 1
+        import click  # noqa: PLC0415
+
+        if isinstance(e, click.exceptions.ClickException):
+            e.show()
+            sys.exit(EXIT_BAD_INPUT)
+        if isinstance(e, click.exceptions.Abort):
+            sys.exit(1)
+        err.print(f"unexpected error: {type(e).__name__}: {e}", markup=False, highlight=False)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

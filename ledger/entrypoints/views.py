@@ -1,0 +1,106 @@
+"""Plain-data views of the read model for tables and ``--json`` output."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+from ledger.domain.errors import RunNotFoundError
+from ledger.domain.numbers import plain
+from projections.performance import metrics
+from projections.portfolio import PortfolioProjection, RunView
+
+
+def resolve_run(portfolio: PortfolioProjection, text: str | None) -> RunView:
+    """Return the run named by a full id or a unique prefix (default: the newest run).
+
+    Raises:
+        RunNotFoundError: no run, or the prefix matches none or several.
+    """
+    runs = list(portfolio.runs.values())
+    if not runs:
+        msg = "the ledger holds no runs yet; run `tradeledger backtest` first"
+        raise RunNotFoundError(msg)
+    if text is None:
+        return runs[-1]
+    wanted = text.replace("-", "").lower()
+    matches = [r for r in runs if r.run_id.hex.startswith(wanted)]
+    if len(matches) == 1:
+        return matches[0]
+    if not matches:
+        msg = f"RUN: no run {text!r} in this ledger; list them with `tradeledger sessions`"
+    else:
+        msg = f"RUN: {text!r} matches {len(matches)} runs; give more characters of the run id"
+    raise RunNotFoundError(msg)
+
+
+def session_row(run: RunView) -> dict[str, Any]:
+    """Return one run as a `sessions` row."""
+    return {
+        "run_id": str(run.run_id),
+        "mode": run.mode,
+        "started_at": run.started.occurred_at.isoformat(),
+        "events": run.events,
+        "instrument": run.started.instrument,
+        "strategy": run.started.strategy,
+        "status": "ended" if run.ended is not None else "open",
+        "equity_final": None if run.ended is None else plain(run.ended.equity_final),
+    }
+
+
+def positions_view(run: RunView, marks: dict[str, Decimal]) -> dict[str, Any]:
+    """Return positions, balances, open orders and PnL of a run at the given marks."""
+    positions = []
+    for instrument, p in sorted(run.positions.items()):
+        mark = marks.get(instrument, p.price_last)
+        positions.append({
+            "instrument": instrument,
+            "qty_open": plain(p.qty_open),
+            "price_avg": plain(p.price_avg),
+            "price_mark": None if mark is None else plain(mark),
+            "pnl_realized": plain(p.pnl_realized),
+            "pnl_unrealized": plain(p.pnl_unrealized(mark)),
+            "fee_total": plain(p.fee_total),
+        })
+    balances = [
+        {"asset": asset, "total": plain(b.total), "reserved": plain(b.reserved), "free": plain(b.free)}
+        for asset, b in sorted(run.balances.items())
+    ]
+    open_orders = [
+        {"client_order_id": o.client_order_id, "instrument": o.instrument, "side": o.side.value,
+         "status": o.status, "qty": None if o.qty is None else plain(o.qty),
+         "qty_quote": None if o.qty_quote is None else plain(o.qty_quote), "qty_filled": plain(o.qty_filled)}
+        for o in run.open_orders.values()
+    ]
+    return {
+        "run_id": str(run.run_id),
+        "positions": positions,
+        "balances": balances,
+        "open_orders": open_orders,
+        "equity": plain(run.equity_now(marks)),
+    }
+
+
+def backtest_summary(run: RunView, chain_head: str) -> dict[str, Any]:
+    """Return the `backtest --json` object."""
+    stats = metrics(run)
+    return {
+        "run_id": str(run.run_id),
+        "mode": run.mode,
+        "events": run.events,
+        "decisions": run.decisions,
+        "orders": run.orders,
+        "fills": run.fills,
+        "denied": run.denied,
+        "equity_final": plain(run.ended.equity_final) if run.ended is not None else plain(run.equity_now()),
+        "pnl_realized": plain(Decimal(stats["pnl_realized"])),
+        "fees": plain(Decimal(stats["fees"])),
+        "chain_head": chain_head,
+        "metrics": stats,
+    }
+
+
+def run_id_text(run_id: UUID) -> str:
+    """Return a run id as users see it."""
+    return str(run_id)

@@ -1,0 +1,1 @@
+"""Read side: deterministic folds over the event log, rebuildable from zero."""

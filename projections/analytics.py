@@ -1,0 +1,221 @@
+"""DuckDB analytics projection: typed tables kept current from the log, exactly once.
+
+Tables: ``events`` (every event with its JSON payload), ``fills``, ``decisions``,
+``orders_placed`` and ``order_updates`` (with the ``orders`` view: each order with its latest
+status) are appended incrementally; ``positions``, ``balances`` and ``equity`` are rewritten from
+the portfolio projection at the same log position. Rows and the ``tracking`` position commit in
+one DuckDB transaction. Ledger values are ``DECIMAL(38,18)`` computed in Python; SQL only sums.
+The file is a projection: delete it and it is rebuilt from the log.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+from decimal import localcontext
+from typing import Any
+
+import duckdb
+import msgspec
+
+from ledger.domain.events import (
+    DecisionMade,
+    LedgerEvent,
+    OrderAccepted,
+    OrderCanceled,
+    OrderCancelRequested,
+    OrderDenied,
+    OrderExpired,
+    OrderFilled,
+    OrderPlaced,
+    OrderRejected,
+    OrderSubmitted,
+)
+from ledger.domain.numbers import LEDGER_CONTEXT
+from ledger.ports import EventLogReader
+from projections.portfolio import PortfolioProjection
+
+NAME = "analytics"
+VERSION = 1
+PAGE = 20_000
+DEC = "DECIMAL(38,18)"
+
+TABLES: dict[str, dict[str, str]] = {
+    "events": {"seq": "BIGINT", "run_id": "UUID", "topic": "VARCHAR", "originator_id": "UUID",
+               "originator_version": "INTEGER", "occurred_at": "TIMESTAMPTZ", "payload": "JSON"},
+    "fills": {"seq": "BIGINT", "run_id": "UUID", "client_order_id": "VARCHAR", "venue": "VARCHAR",
+              "instrument": "VARCHAR", "venue_trade_id": "VARCHAR", "side": "VARCHAR", "qty": DEC,
+              "price": DEC, "notional": DEC, "fee": DEC, "fee_asset": "VARCHAR", "price_expected": DEC,
+              "occurred_at": "TIMESTAMPTZ"},
+    "decisions": {"seq": "BIGINT", "run_id": "UUID", "decision_id": "VARCHAR", "source": "VARCHAR",
+                  "instrument": "VARCHAR", "action": "VARCHAR", "qty": DEC, "qty_quote": DEC,
+                  "confidence": DEC, "rationale": "VARCHAR", "input_digest": "VARCHAR",
+                  "occurred_at": "TIMESTAMPTZ"},
+    "orders_placed": {"seq": "BIGINT", "run_id": "UUID", "client_order_id": "VARCHAR",
+                      "instrument": "VARCHAR", "side": "VARCHAR", "order_type": "VARCHAR", "qty": DEC,
+                      "qty_quote": DEC, "price_limit": DEC, "price_expected": DEC,
+                      "placed_at": "TIMESTAMPTZ"},
+    "order_updates": {"seq": "BIGINT", "run_id": "UUID", "client_order_id": "VARCHAR",
+                      "status": "VARCHAR", "reason": "VARCHAR", "occurred_at": "TIMESTAMPTZ"},
+    "positions": {"run_id": "UUID", "instrument": "VARCHAR", "qty_open": DEC, "price_avg": DEC,
+                  "price_last": DEC, "pnl_realized": DEC, "pnl_unrealized": DEC, "fee_total": DEC},
+    "balances": {"run_id": "UUID", "asset": "VARCHAR", "total": DEC, "reserved": DEC, "free": DEC},
+    "equity": {"run_id": "UUID", "at": "TIMESTAMPTZ", "equity": DEC, "exposed": "BOOLEAN"},
+}
+APPENDED = ("events", "fills", "decisions", "orders_placed", "order_updates")
+REWRITTEN = ("positions", "balances", "equity")
+
+_STATUS: dict[type, str] = {
+    OrderSubmitted: "submitted", OrderAccepted: "accepted", OrderDenied: "denied",
+    OrderRejected: "rejected", OrderCancelRequested: "cancel_requested",
+    OrderCanceled: "canceled", OrderExpired: "expired", OrderFilled: "filled",
+}
+_ENCODER = msgspec.json.Encoder(decimal_format="string")
+
+
+class QueryError(Exception):
+    """DuckDB refused a query; the message is DuckDB's own."""
+
+
+def _schema(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute("CREATE TABLE IF NOT EXISTS tracking (projection VARCHAR PRIMARY KEY, last_seq BIGINT, version INTEGER)")
+    for table, columns in TABLES.items():
+        body = ", ".join(f'"{name}" {kind}' for name, kind in columns.items())
+        con.execute(f"CREATE TABLE IF NOT EXISTS {table} ({body})")
+    con.execute(
+        "CREATE OR REPLACE VIEW orders AS SELECT p.*, coalesce(u.status, 'placed') AS status, "
+        "u.reason AS status_reason, u.occurred_at AS updated_at FROM orders_placed p LEFT JOIN "
+        "(SELECT * FROM order_updates QUALIFY row_number() OVER (PARTITION BY client_order_id "
+        "ORDER BY seq DESC) = 1) u USING (client_order_id)"
+    )
+
+
+def _rows(seq: int, event: LedgerEvent) -> Iterable[tuple[str, dict[str, Any]]]:
+    base = {"seq": seq, "run_id": str(event.run_id)}
+    yield "events", {**base, "topic": type(event).__name__, "originator_id": str(event.originator_id),
+                     "originator_version": event.originator_version, "occurred_at": event.occurred_at,
+                     "payload": msgspec.json.decode(_ENCODER.encode(event))}
+    if isinstance(event, OrderFilled):
+        with localcontext(LEDGER_CONTEXT):
+            notional = event.qty * event.price
+        yield "fills", {**base, "client_order_id": event.client_order_id, "venue": event.venue,
+                        "instrument": event.instrument, "venue_trade_id": event.venue_trade_id,
+                        "side": event.side.value, "qty": event.qty, "price": event.price, "notional": notional,
+                        "fee": event.fee, "fee_asset": event.fee_asset, "price_expected": event.price_expected,
+                        "occurred_at": event.occurred_at}
+    elif isinstance(event, DecisionMade):
+        yield "decisions", {**base, "decision_id": event.decision_id, "source": event.source,
+                            "instrument": event.instrument, "action": event.action.value, "qty": event.qty,
+                            "qty_quote": event.qty_quote, "confidence": event.confidence,
+                            "rationale": event.rationale, "input_digest": event.input_digest,
+                            "occurred_at": event.occurred_at}
+    elif isinstance(event, OrderPlaced):
+        yield "orders_placed", {**base, "client_order_id": event.client_order_id, "instrument": event.instrument,
+                                "side": event.side.value, "order_type": event.order_type.value, "qty": event.qty,
+                                "qty_quote": event.qty_quote, "price_limit": event.price_limit,
+                                "price_expected": event.price_expected, "placed_at": event.occurred_at}
+    status = _STATUS.get(type(event))
+    if status is not None:
+        yield "order_updates", {**base, "client_order_id": event.client_order_id,  # type: ignore[union-attr]
+                                "status": status, "reason": getattr(event, "reason", None),
+                                "occurred_at": event.occurred_at}
+
+
+def _portfolio_rows(portfolio: PortfolioProjection) -> dict[str, list[dict[str, Any]]]:
+    tables: dict[str, list[dict[str, Any]]] = {name: [] for name in REWRITTEN}
+    for run in portfolio.runs.values():
+        rid = str(run.run_id)
+        for instrument, p in run.positions.items():
+            tables["positions"].append({"run_id": rid, "instrument": instrument, "qty_open": p.qty_open,
+                                        "price_avg": p.price_avg, "price_last": p.price_last,
+                                        "pnl_realized": p.pnl_realized, "pnl_unrealized": p.pnl_unrealized(),
+                                        "fee_total": p.fee_total})
+        for asset, b in run.balances.items():
+            tables["balances"].append({"run_id": rid, "asset": asset, "total": b.total,
+                                       "reserved": b.reserved, "free": b.free})
+        tables["equity"].extend({"run_id": rid, "at": e.at, "equity": e.equity, "exposed": e.exposed}
+                                for e in run.equity)
+    return tables
+
+
+def _load(con: duckdb.DuckDBPyConnection, table: str, rows: list[dict[str, Any]], directory: Path) -> None:
+    if not rows:
+        return
+    fd, name = tempfile.mkstemp(prefix=f".{table}-", suffix=".jsonl", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            for row in rows:
+                handle.write(_ENCODER.encode(row) + b"\n")
+        columns = ", ".join(f"'{c}': '{k}'" for c, k in TABLES[table].items())
+        names = ", ".join(f'"{c}"' for c in TABLES[table])
+        con.execute(
+            f"INSERT INTO {table} ({names}) SELECT {names} FROM read_json(?, format='newline_delimited', "  # noqa: S608
+            f"columns={{{columns}}})",
+            [name],
+        )
+    finally:
+        Path(name).unlink(missing_ok=True)
+
+
+def sync(path: Path, reader: EventLogReader, portfolio: PortfolioProjection, upto: int) -> int:
+    """Bring the DuckDB file at ``path`` up to log position ``upto``; return events applied.
+
+    ``portfolio`` must be caught up to exactly ``upto``. A version bump or a missing file
+    rebuilds every table from seq 0.
+    """
+    con = duckdb.connect(str(path))
+    try:
+        _schema(con)
+        found = con.execute("SELECT last_seq, version FROM tracking WHERE projection = ?", [NAME]).fetchone()
+        last = 0 if found is None or found[1] != VERSION else int(found[0])
+        if last >= upto:
+            return 0
+        batches: dict[str, list[dict[str, Any]]] = {name: [] for name in APPENDED}
+        cursor = last
+        applied = 0
+        while cursor < upto:
+            page = reader.read_log(cursor, PAGE)
+            if not page:
+                break
+            for seq, event in page:
+                if seq > upto:
+                    break
+                for table, row in _rows(seq, event):
+                    batches[table].append(row)
+                cursor = seq
+                applied += 1
+        con.execute("BEGIN TRANSACTION")
+        if last == 0:
+            for table in APPENDED:
+                con.execute(f"DELETE FROM {table}")  # noqa: S608 - our own table names
+        for table in APPENDED:
+            _load(con, table, batches[table], path.parent)
+        for table, rows in _portfolio_rows(portfolio).items():
+            con.execute(f"DELETE FROM {table}")  # noqa: S608
+            _load(con, table, rows, path.parent)
+        con.execute("INSERT OR REPLACE INTO tracking VALUES (?, ?, ?)", [NAME, cursor, VERSION])
+        con.execute("COMMIT")
+        return applied
+    finally:
+        con.close()
+
+
+def query(path: Path, sql: str) -> tuple[list[str], list[tuple[Any, ...]]]:
+    """Run ``sql`` on a read-only connection; return column names and rows.
+
+    Raises:
+        QueryError: DuckDB refused the SQL (its message, as one sentence).
+    """
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        result = con.execute(sql)
+        columns = [d[0] for d in result.description or []]
+        return columns, result.fetchall()
+    except duckdb.Error as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        msg = f"query failed: {first}"
+        raise QueryError(msg) from e
+    finally:
+        con.close()
