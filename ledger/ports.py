@@ -8,7 +8,7 @@ from typing import Protocol
 from uuid import UUID
 
 from ledger.domain.events import LedgerEvent, OrderPlaced
-from ledger.domain.order import FillReport, OrderEnded
+from ledger.domain.order import FillReport, OrderEnded, VenueAck
 
 
 class Clock(Protocol):
@@ -65,13 +65,6 @@ class EventStore(EventLogReader, Protocol):
     def read_stream(self, stream_id: UUID, *, desc: bool = False, limit: int | None = None) -> list[LedgerEvent]:
         """Return one stream's events in version order."""
         ...
-
-
-class VenueAck(Protocol):
-    """A venue's acknowledgement of an order."""
-
-    client_order_id: str
-    venue_order_id: str
 
 
 class ExchangeGateway(Protocol):

@@ -9,15 +9,7 @@ from ledger.application.candles import Candles
 from ledger.domain.events import OrderPlaced, OrderType
 from ledger.domain.instruments import Instrument
 from ledger.domain.numbers import LEDGER_CONTEXT, ZERO, round_down_to_step
-from ledger.domain.order import FillReport, OrderEnded
-
-
-@dataclass(frozen=True, kw_only=True)
-class BacktestAck:
-    """The simulated venue's acknowledgement."""
-
-    client_order_id: str
-    venue_order_id: str
+from ledger.domain.order import FillReport, OrderEnded, VenueAck
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -44,14 +36,14 @@ class BacktestExchange:
         self._fee_rate = fee_rate
         self._bar = 0
         self._working: dict[str, _Working] = {}
-        self._acks: dict[str, BacktestAck] = {}
+        self._acks: dict[str, VenueAck] = {}
         self._trades = 0
 
     def advance_to(self, bar: int) -> None:
         """Move the simulated market to ``bar`` (its open is the next fill price)."""
         self._bar = bar
 
-    async def submit_order(self, order: OrderPlaced) -> BacktestAck:
+    async def submit_order(self, order: OrderPlaced) -> VenueAck:
         """Accept an order; resubmitting the same client order id returns the same ack."""
         ack = self._acks.get(order.client_order_id)
         if ack is not None:
@@ -59,7 +51,7 @@ class BacktestExchange:
         if order.order_type is not OrderType.MARKET:
             msg = "the next-open backtest venue fills market orders only"
             raise NotImplementedError(msg)
-        ack = BacktestAck(client_order_id=order.client_order_id, venue_order_id=f"bt-{len(self._acks) + 1}")
+        ack = VenueAck(client_order_id=order.client_order_id, venue_order_id=f"bt-{len(self._acks) + 1}")
         self._acks[order.client_order_id] = ack
         self._working[order.client_order_id] = _Working(order=order, bar=self._bar)
         return ack

@@ -152,6 +152,14 @@ class FillReport:
 
 
 @dataclass(frozen=True, kw_only=True)
+class VenueAck:
+    """A venue's acknowledgement of an order: the id it gave the order."""
+
+    client_order_id: str
+    venue_order_id: str
+
+
+@dataclass(frozen=True, kw_only=True)
 class OrderEnded:
     """A venue's report that an order ended without (more) fills: it expired."""
 
