@@ -66,7 +66,9 @@ def bundled_sample() -> Path:
     return Path(str(resources.files("ledger") / "data" / BUNDLED_SAMPLE))
 
 
-def _decimal_option(name: str, text: str, *, low: Decimal, high: Decimal | None, inclusive_low: bool) -> Decimal:
+def _decimal_option(
+    name: str, text: str, *, low: Decimal, high: Decimal | None, inclusive_low: bool
+) -> Decimal:
     try:
         value = Decimal(text)
     except (InvalidOperation, TypeError) as e:

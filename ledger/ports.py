@@ -50,7 +50,9 @@ class CheckpointStore(Protocol):
         """Return (version, last_seq, state) or None."""
         ...
 
-    def save_checkpoint(self, name: str, version: int, last_seq: int, state: bytes, *, expected_seq: int | None) -> None:
+    def save_checkpoint(
+        self, name: str, version: int, last_seq: int, state: bytes, *, expected_seq: int | None
+    ) -> None:
         """Save state and position in one transaction, compare-and-set on ``expected_seq``."""
         ...
 
@@ -62,7 +64,9 @@ class EventStore(EventLogReader, Protocol):
         """Append events atomically and return their seqs."""
         ...
 
-    def read_stream(self, stream_id: UUID, *, desc: bool = False, limit: int | None = None) -> list[LedgerEvent]:
+    def read_stream(
+        self, stream_id: UUID, *, desc: bool = False, limit: int | None = None
+    ) -> list[LedgerEvent]:
         """Return one stream's events in version order."""
         ...
 

@@ -13,8 +13,8 @@ from __future__ import annotations
 import os
 import tempfile
 from collections.abc import Iterable
-from pathlib import Path
 from decimal import localcontext
+from pathlib import Path
 from typing import Any
 
 import duckdb
@@ -43,24 +43,76 @@ PAGE = 20_000
 DEC = "DECIMAL(38,18)"
 
 TABLES: dict[str, dict[str, str]] = {
-    "events": {"seq": "BIGINT", "run_id": "UUID", "topic": "VARCHAR", "originator_id": "UUID",
-               "originator_version": "INTEGER", "occurred_at": "TIMESTAMPTZ", "payload": "JSON"},
-    "fills": {"seq": "BIGINT", "run_id": "UUID", "client_order_id": "VARCHAR", "venue": "VARCHAR",
-              "instrument": "VARCHAR", "venue_trade_id": "VARCHAR", "side": "VARCHAR", "qty": DEC,
-              "price": DEC, "notional": DEC, "fee": DEC, "fee_asset": "VARCHAR", "price_expected": DEC,
-              "occurred_at": "TIMESTAMPTZ"},
-    "decisions": {"seq": "BIGINT", "run_id": "UUID", "decision_id": "VARCHAR", "source": "VARCHAR",
-                  "instrument": "VARCHAR", "action": "VARCHAR", "qty": DEC, "qty_quote": DEC,
-                  "confidence": DEC, "rationale": "VARCHAR", "input_digest": "VARCHAR",
-                  "occurred_at": "TIMESTAMPTZ"},
-    "orders_placed": {"seq": "BIGINT", "run_id": "UUID", "client_order_id": "VARCHAR",
-                      "instrument": "VARCHAR", "side": "VARCHAR", "order_type": "VARCHAR", "qty": DEC,
-                      "qty_quote": DEC, "price_limit": DEC, "price_expected": DEC,
-                      "placed_at": "TIMESTAMPTZ"},
-    "order_updates": {"seq": "BIGINT", "run_id": "UUID", "client_order_id": "VARCHAR",
-                      "status": "VARCHAR", "reason": "VARCHAR", "occurred_at": "TIMESTAMPTZ"},
-    "positions": {"run_id": "UUID", "instrument": "VARCHAR", "qty_open": DEC, "price_avg": DEC,
-                  "price_last": DEC, "pnl_realized": DEC, "pnl_unrealized": DEC, "fee_total": DEC},
+    "events": {
+        "seq": "BIGINT",
+        "run_id": "UUID",
+        "topic": "VARCHAR",
+        "originator_id": "UUID",
+        "originator_version": "INTEGER",
+        "occurred_at": "TIMESTAMPTZ",
+        "payload": "JSON",
+    },
+    "fills": {
+        "seq": "BIGINT",
+        "run_id": "UUID",
+        "client_order_id": "VARCHAR",
+        "venue": "VARCHAR",
+        "instrument": "VARCHAR",
+        "venue_trade_id": "VARCHAR",
+        "side": "VARCHAR",
+        "qty": DEC,
+        "price": DEC,
+        "notional": DEC,
+        "fee": DEC,
+        "fee_asset": "VARCHAR",
+        "price_expected": DEC,
+        "occurred_at": "TIMESTAMPTZ",
+    },
+    "decisions": {
+        "seq": "BIGINT",
+        "run_id": "UUID",
+        "decision_id": "VARCHAR",
+        "source": "VARCHAR",
+        "instrument": "VARCHAR",
+        "action": "VARCHAR",
+        "qty": DEC,
+        "qty_quote": DEC,
+        "confidence": DEC,
+        "rationale": "VARCHAR",
+        "input_digest": "VARCHAR",
+        "occurred_at": "TIMESTAMPTZ",
+    },
+    "orders_placed": {
+        "seq": "BIGINT",
+        "run_id": "UUID",
+        "client_order_id": "VARCHAR",
+        "instrument": "VARCHAR",
+        "side": "VARCHAR",
+        "order_type": "VARCHAR",
+        "qty": DEC,
+        "qty_quote": DEC,
+        "price_limit": DEC,
+        "price_expected": DEC,
+        "placed_at": "TIMESTAMPTZ",
+    },
+    "order_updates": {
+        "seq": "BIGINT",
+        "run_id": "UUID",
+        "client_order_id": "VARCHAR",
+        "status": "VARCHAR",
+        "reason": "VARCHAR",
+        "occurred_at": "TIMESTAMPTZ",
+    },
+    "positions": {
+        "run_id": "UUID",
+        "instrument": "VARCHAR",
+        "qty_open": DEC,
+        "price_avg": DEC,
+        "price_last": DEC,
+        "pnl_realized": DEC,
+        "pnl_unrealized": DEC,
+        "fee_total": DEC,
+    },
     "balances": {"run_id": "UUID", "asset": "VARCHAR", "total": DEC, "reserved": DEC, "free": DEC},
     "equity": {"run_id": "UUID", "at": "TIMESTAMPTZ", "equity": DEC, "exposed": "BOOLEAN"},
 }
@@ -68,9 +120,14 @@ APPENDED = ("events", "fills", "decisions", "orders_placed", "order_updates")
 REWRITTEN = ("positions", "balances", "equity")
 
 _STATUS: dict[type, str] = {
-    OrderSubmitted: "submitted", OrderAccepted: "accepted", OrderDenied: "denied",
-    OrderRejected: "rejected", OrderCancelRequested: "cancel_requested",
-    OrderCanceled: "canceled", OrderExpired: "expired", OrderFilled: "filled",
+    OrderSubmitted: "submitted",
+    OrderAccepted: "accepted",
+    OrderDenied: "denied",
+    OrderRejected: "rejected",
+    OrderCancelRequested: "cancel_requested",
+    OrderCanceled: "canceled",
+    OrderExpired: "expired",
+    OrderFilled: "filled",
 }
 _ENCODER = msgspec.json.Encoder(decimal_format="string")
 
@@ -80,7 +137,10 @@ class QueryError(Exception):
 
 
 def _schema(con: duckdb.DuckDBPyConnection) -> None:
-    con.execute("CREATE TABLE IF NOT EXISTS tracking (projection VARCHAR PRIMARY KEY, last_seq BIGINT, version INTEGER)")
+    con.execute(
+        "CREATE TABLE IF NOT EXISTS tracking "
+        "(projection VARCHAR PRIMARY KEY, last_seq BIGINT, version INTEGER)"
+    )
     for table, columns in TABLES.items():
         body = ", ".join(f'"{name}" {kind}' for name, kind in columns.items())
         con.execute(f"CREATE TABLE IF NOT EXISTS {table} ({body})")
@@ -94,33 +154,83 @@ def _schema(con: duckdb.DuckDBPyConnection) -> None:
 
 def _rows(seq: int, event: LedgerEvent) -> Iterable[tuple[str, dict[str, Any]]]:
     base = {"seq": seq, "run_id": str(event.run_id)}
-    yield "events", {**base, "topic": type(event).__name__, "originator_id": str(event.originator_id),
-                     "originator_version": event.originator_version, "occurred_at": event.occurred_at,
-                     "payload": msgspec.json.decode(_ENCODER.encode(event))}
+    yield (
+        "events",
+        {
+            **base,
+            "topic": type(event).__name__,
+            "originator_id": str(event.originator_id),
+            "originator_version": event.originator_version,
+            "occurred_at": event.occurred_at,
+            "payload": msgspec.json.decode(_ENCODER.encode(event)),
+        },
+    )
     if isinstance(event, OrderFilled):
         with localcontext(LEDGER_CONTEXT):
             notional = event.qty * event.price
-        yield "fills", {**base, "client_order_id": event.client_order_id, "venue": event.venue,
-                        "instrument": event.instrument, "venue_trade_id": event.venue_trade_id,
-                        "side": event.side.value, "qty": event.qty, "price": event.price, "notional": notional,
-                        "fee": event.fee, "fee_asset": event.fee_asset, "price_expected": event.price_expected,
-                        "occurred_at": event.occurred_at}
+        yield (
+            "fills",
+            {
+                **base,
+                "client_order_id": event.client_order_id,
+                "venue": event.venue,
+                "instrument": event.instrument,
+                "venue_trade_id": event.venue_trade_id,
+                "side": event.side.value,
+                "qty": event.qty,
+                "price": event.price,
+                "notional": notional,
+                "fee": event.fee,
+                "fee_asset": event.fee_asset,
+                "price_expected": event.price_expected,
+                "occurred_at": event.occurred_at,
+            },
+        )
     elif isinstance(event, DecisionMade):
-        yield "decisions", {**base, "decision_id": event.decision_id, "source": event.source,
-                            "instrument": event.instrument, "action": event.action.value, "qty": event.qty,
-                            "qty_quote": event.qty_quote, "confidence": event.confidence,
-                            "rationale": event.rationale, "input_digest": event.input_digest,
-                            "occurred_at": event.occurred_at}
+        yield (
+            "decisions",
+            {
+                **base,
+                "decision_id": event.decision_id,
+                "source": event.source,
+                "instrument": event.instrument,
+                "action": event.action.value,
+                "qty": event.qty,
+                "qty_quote": event.qty_quote,
+                "confidence": event.confidence,
+                "rationale": event.rationale,
+                "input_digest": event.input_digest,
+                "occurred_at": event.occurred_at,
+            },
+        )
     elif isinstance(event, OrderPlaced):
-        yield "orders_placed", {**base, "client_order_id": event.client_order_id, "instrument": event.instrument,
-                                "side": event.side.value, "order_type": event.order_type.value, "qty": event.qty,
-                                "qty_quote": event.qty_quote, "price_limit": event.price_limit,
-                                "price_expected": event.price_expected, "placed_at": event.occurred_at}
+        yield (
+            "orders_placed",
+            {
+                **base,
+                "client_order_id": event.client_order_id,
+                "instrument": event.instrument,
+                "side": event.side.value,
+                "order_type": event.order_type.value,
+                "qty": event.qty,
+                "qty_quote": event.qty_quote,
+                "price_limit": event.price_limit,
+                "price_expected": event.price_expected,
+                "placed_at": event.occurred_at,
+            },
+        )
     status = _STATUS.get(type(event))
     if status is not None:
-        yield "order_updates", {**base, "client_order_id": event.client_order_id,  # type: ignore[union-attr]
-                                "status": status, "reason": getattr(event, "reason", None),
-                                "occurred_at": event.occurred_at}
+        yield (
+            "order_updates",
+            {
+                **base,
+                "client_order_id": event.client_order_id,  # type: ignore[union-attr]
+                "status": status,
+                "reason": getattr(event, "reason", None),
+                "occurred_at": event.occurred_at,
+            },
+        )
 
 
 def _portfolio_rows(portfolio: PortfolioProjection) -> dict[str, list[dict[str, Any]]]:
@@ -128,15 +238,25 @@ def _portfolio_rows(portfolio: PortfolioProjection) -> dict[str, list[dict[str, 
     for run in portfolio.runs.values():
         rid = str(run.run_id)
         for instrument, p in run.positions.items():
-            tables["positions"].append({"run_id": rid, "instrument": instrument, "qty_open": p.qty_open,
-                                        "price_avg": p.price_avg, "price_last": p.price_last,
-                                        "pnl_realized": p.pnl_realized, "pnl_unrealized": p.pnl_unrealized(),
-                                        "fee_total": p.fee_total})
+            tables["positions"].append(
+                {
+                    "run_id": rid,
+                    "instrument": instrument,
+                    "qty_open": p.qty_open,
+                    "price_avg": p.price_avg,
+                    "price_last": p.price_last,
+                    "pnl_realized": p.pnl_realized,
+                    "pnl_unrealized": p.pnl_unrealized(),
+                    "fee_total": p.fee_total,
+                }
+            )
         for asset, b in run.balances.items():
-            tables["balances"].append({"run_id": rid, "asset": asset, "total": b.total,
-                                       "reserved": b.reserved, "free": b.free})
-        tables["equity"].extend({"run_id": rid, "at": e.at, "equity": e.equity, "exposed": e.exposed}
-                                for e in run.equity)
+            tables["balances"].append(
+                {"run_id": rid, "asset": asset, "total": b.total, "reserved": b.reserved, "free": b.free}
+            )
+        tables["equity"].extend(
+            {"run_id": rid, "at": e.at, "equity": e.equity, "exposed": e.exposed} for e in run.equity
+        )
     return tables
 
 
@@ -159,6 +279,27 @@ def _load(con: duckdb.DuckDBPyConnection, table: str, rows: list[dict[str, Any]]
         Path(name).unlink(missing_ok=True)
 
 
+def _collect(
+    reader: EventLogReader, last: int, upto: int
+) -> tuple[dict[str, list[dict[str, Any]]], int, int]:
+    # Read the log after ``last`` up to ``upto`` into rows per appended table.
+    batches: dict[str, list[dict[str, Any]]] = {name: [] for name in APPENDED}
+    cursor = last
+    applied = 0
+    while cursor < upto:
+        page = reader.read_log(cursor, PAGE)
+        if not page:
+            break
+        for seq, event in page:
+            if seq > upto:
+                return batches, cursor, applied
+            for table, row in _rows(seq, event):
+                batches[table].append(row)
+            cursor = seq
+            applied += 1
+    return batches, cursor, applied
+
+
 def sync(path: Path, reader: EventLogReader, portfolio: PortfolioProjection, upto: int) -> int:
     """Bring the DuckDB file at ``path`` up to log position ``upto``; return events applied.
 
@@ -172,20 +313,7 @@ def sync(path: Path, reader: EventLogReader, portfolio: PortfolioProjection, upt
         last = 0 if found is None or found[1] != VERSION else int(found[0])
         if last >= upto:
             return 0
-        batches: dict[str, list[dict[str, Any]]] = {name: [] for name in APPENDED}
-        cursor = last
-        applied = 0
-        while cursor < upto:
-            page = reader.read_log(cursor, PAGE)
-            if not page:
-                break
-            for seq, event in page:
-                if seq > upto:
-                    break
-                for table, row in _rows(seq, event):
-                    batches[table].append(row)
-                cursor = seq
-                applied += 1
+        batches, cursor, applied = _collect(reader, last, upto)
         con.execute("BEGIN TRANSACTION")
         if last == 0:
             for table in APPENDED:

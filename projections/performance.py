@@ -48,8 +48,14 @@ def _finite(value: float) -> float | None:
 
 
 def _returns(equity: np.ndarray, times: np.ndarray, cash_initial: float) -> dict[str, Any]:
-    empty = {"return_total": None, "return_annualized": None, "volatility": None, "sharpe": None,
-             "sortino": None, "drawdown_max": None}
+    empty = {
+        "return_total": None,
+        "return_annualized": None,
+        "volatility": None,
+        "sharpe": None,
+        "sortino": None,
+        "drawdown_max": None,
+    }
     if equity.size < 2:  # noqa: PLR2004 - two points make one return
         return empty
     total = equity[-1] / cash_initial - 1.0

@@ -137,7 +137,9 @@ class PortfolioProjection:
 
     def snapshot(self) -> bytes:
         """Return the whole state as canonical bytes (for checkpoints and comparisons)."""
-        return encode_state(_State(runs=list(self.runs.values()), kill_switch_engaged=self.kill_switch_engaged))
+        return encode_state(
+            _State(runs=list(self.runs.values()), kill_switch_engaged=self.kill_switch_engaged)
+        )
 
     def restore(self, state: bytes) -> None:
         """Replace the state with one produced by ``snapshot``."""
@@ -194,7 +196,9 @@ class PortfolioProjection:
                 assert_never(event)
 
     def _start(self, event: RunStarted) -> None:
-        run = RunView(run_id=event.run_id, started=event, events=1, mode=event.mode.value, last_at=event.occurred_at)
+        run = RunView(
+            run_id=event.run_id, started=event, events=1, mode=event.mode.value, last_at=event.occurred_at
+        )
         run.balances[event.quote_asset] = Balance(total=event.cash_initial)
         run.equity.append(EquityPoint(at=event.occurred_at, equity=event.cash_initial, exposed=False))
         self.runs[event.run_id] = run
@@ -270,7 +274,9 @@ class PortfolioProjection:
             return
         release = min(order.reserved, spent)
         qty_filled = order.qty_filled + event.qty
-        order = replace(order, qty_filled=qty_filled, reserved=order.reserved - release, status="partially_filled")
+        order = replace(
+            order, qty_filled=qty_filled, reserved=order.reserved - release, status="partially_filled"
+        )
         asset = _spend_asset(run, order.side)
         balance = run.balance(asset)
         run.balances[asset] = replace(balance, reserved=balance.reserved - release)

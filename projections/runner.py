@@ -41,7 +41,9 @@ class ProjectionRunner:
         self.projection.restore(state)
         self.last_seq = last_seq
 
-    def catch_up(self, *, progress: Callable[[int, int], None] | None = None, stop_after_pages: int | None = None) -> int:
+    def catch_up(
+        self, *, progress: Callable[[int, int], None] | None = None, stop_after_pages: int | None = None
+    ) -> int:
         """Apply every event after ``last_seq``; save every few pages and at the end.
 
         Args:

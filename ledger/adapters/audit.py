@@ -79,19 +79,29 @@ def verify(store: LedgerStore, run_id: UUID | None = None) -> VerifyReport:
         seen = heads.get(run, (0, GENESIS_HASH))
         if seen[0] < head.n:
             report.faults.append(
-                ChainFault(run_id=run, seq=None, n=seen[0] + 1,
-                           reason=f"the chain was committed up to event {head.n} but stored rows stop at {seen[0]}")
+                ChainFault(
+                    run_id=run,
+                    seq=None,
+                    n=seen[0] + 1,
+                    reason=f"the chain was committed up to event {head.n} but stored rows stop at {seen[0]}",
+                )
             )
     report.runs = {run: link for run, link in heads.items() if run_id is None or run == run_id}
     return report
 
 
-def _check_row(row: StoredRow, heads: dict[UUID, tuple[int, str]]) -> tuple[ChainFault | None, UUID | None, tuple[int, str]]:
+def _check_row(
+    row: StoredRow, heads: dict[UUID, tuple[int, str]]
+) -> tuple[ChainFault | None, UUID | None, tuple[int, str]]:
     try:
         envelope = codec.decode_envelope(row.state)
         run = UUID(envelope.r)
     except (CodecError, ValueError) as e:
-        return ChainFault(run_id=UUID(int=0), seq=row.seq, n=0, reason=f"row is not a ledger event: {e}"), None, (0, "")
+        return (
+            ChainFault(run_id=UUID(int=0), seq=row.seq, n=0, reason=f"row is not a ledger event: {e}"),
+            None,
+            (0, ""),
+        )
     n_prev, hash_prev = heads.get(run, (0, GENESIS_HASH))
     link = (envelope.n, envelope.h)
     if envelope.n != n_prev + 1 or envelope.p != hash_prev:
@@ -101,10 +111,18 @@ def _check_row(row: StoredRow, heads: dict[UUID, tuple[int, str]]) -> tuple[Chai
         )
         return ChainFault(run_id=run, seq=row.seq, n=n_prev + 1, reason=reason), run, link
     digest = codec.chain_hash(
-        envelope.p, row.topic, row.originator_id, row.originator_version, envelope.v, envelope.n, bytes(envelope.e)
+        envelope.p,
+        row.topic,
+        row.originator_id,
+        row.originator_version,
+        envelope.v,
+        envelope.n,
+        bytes(envelope.e),
     )
     if digest != envelope.h:
-        reason = f"event {envelope.n} ({row.topic.rsplit(':', 1)[-1]}) does not match its hash: the row was edited"
+        reason = (
+            f"event {envelope.n} ({row.topic.rsplit(':', 1)[-1]}) does not match its hash: the row was edited"
+        )
         return ChainFault(run_id=run, seq=row.seq, n=envelope.n, reason=reason), run, link
     try:
         codec.decode_event(row.topic, envelope)

@@ -48,7 +48,9 @@ def load_candles(path: Path, *, label: str | None = None) -> Candles:
     return _series(path, label or path.name, digest, times, prices, scale)
 
 
-_PLAIN_ROW = re.compile(r"(\d+),(\d+)(?:\.(\d+))?,(\d+)(?:\.(\d+))?,(\d+)(?:\.(\d+))?,(\d+)(?:\.(\d+))?,\d+(?:\.\d+)?")
+_PLAIN_ROW = re.compile(
+    r"(\d+),(\d+)(?:\.(\d+))?,(\d+)(?:\.(\d+))?,(\d+)(?:\.(\d+))?,(\d+)(?:\.(\d+))?,\d+(?:\.\d+)?"
+)
 
 
 def _fast_series(lines: list[str], index: list[int], label: str, digest: str) -> Candles | None:
@@ -87,8 +89,17 @@ def _fast_series(lines: list[str], index: list[int], label: str, digest: str) ->
     )
     if not valid:
         return None
-    return Candles(source=label, digest=digest, open_time_ms=stamps, open=o, high=h, low=lo, close=c,
-                   price_scale=scale, interval_ms=int(np.min(np.diff(stamps))))
+    return Candles(
+        source=label,
+        digest=digest,
+        open_time_ms=stamps,
+        open=o,
+        high=h,
+        low=lo,
+        close=c,
+        price_scale=scale,
+        interval_ms=int(np.min(np.diff(stamps))),
+    )
 
 
 def _read_bytes(path: Path) -> bytes:
@@ -121,10 +132,7 @@ def _header(path: Path, line: str) -> list[int]:
     names = [name.strip().lower() for name in line.split(",")]
     missing = [c for c in COLUMNS if c not in names]
     if missing:
-        msg = (
-            f"{path}:1: missing column(s) {', '.join(missing)}; "
-            f"the header must name {','.join(COLUMNS)}"
-        )
+        msg = f"{path}:1: missing column(s) {', '.join(missing)}; the header must name {','.join(COLUMNS)}"
         raise DataFileError(msg)
     return [names.index(c) for c in COLUMNS]
 
@@ -138,15 +146,23 @@ def _rows(path: Path, lines: list[str], index: list[int]) -> tuple[list[int], li
     for number, line in enumerate(lines[1:], start=2):
         fields = line.split(",")
         if len(fields) != width:
-            msg = f"{path}:{number}: expected {width} fields, found {len(fields)}; the row is truncated or malformed"
+            msg = (
+                f"{path}:{number}: expected {width} fields, found {len(fields)}; "
+                "the row is truncated or malformed"
+            )
             raise DataFileError(msg)
         stamp = _timestamp(path, number, fields[index[0]])
         if stamp <= previous:
             word = "duplicates" if stamp == previous else "is earlier than"
-            msg = f"{path}:{number}: timestamp {stamp} {word} the previous row; sort the file by time and drop duplicates"
+            msg = (
+                f"{path}:{number}: timestamp {stamp} {word} the previous row; "
+                "sort the file by time and drop duplicates"
+            )
             raise DataFileError(msg)
         previous = stamp
-        o, h, lo, c = (_price(path, number, name, fields[index[i + 1]]) for i, name in enumerate(PRICE_COLUMNS))
+        o, h, lo, c = (
+            _price(path, number, name, fields[index[i + 1]]) for i, name in enumerate(PRICE_COLUMNS)
+        )
         volume = _number(path, number, "volume", fields[index[5]])
         if volume < 0:
             msg = f"{path}:{number}: volume {volume} is negative; fix or remove the row"
@@ -164,7 +180,10 @@ def _rows(path: Path, lines: list[str], index: list[int]) -> tuple[list[int], li
         msg = f"{path}: the header has no rows under it; give at least two candles"
         raise DataFileError(msg)
     if scale > PRICE_SCALE_MAX:
-        msg = f"{path}: prices carry {scale} decimals, more than {PRICE_SCALE_MAX}; round them to the venue's tick"
+        msg = (
+            f"{path}: prices carry {scale} decimals, more than {PRICE_SCALE_MAX}; "
+            "round them to the venue's tick"
+        )
         raise DataFileError(msg)
     return times, prices, scale
 
@@ -197,7 +216,9 @@ def _price(path: Path, number: int, name: str, text: str) -> Decimal:
     return value
 
 
-def _series(path: Path, label: str, digest: str, times: list[int], prices: list[list[Decimal]], scale: int) -> Candles:
+def _series(
+    path: Path, label: str, digest: str, times: list[int], prices: list[list[Decimal]], scale: int
+) -> Candles:
     if len(times) < 2:  # noqa: PLR2004 - a fill needs a next bar
         msg = f"{path}: only {len(times)} candle; a backtest needs at least two"
         raise DataFileError(msg)

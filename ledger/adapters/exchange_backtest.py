@@ -69,9 +69,17 @@ class BacktestExchange:
         price = self._candles.price(self._candles.open[self._bar])
         at = self._candles.open_at(self._bar)
         with localcontext(LEDGER_CONTEXT):
-            qty = order.qty if order.qty is not None else round_down_to_step(order.qty_quote / price, self._instrument.qty_step)  # type: ignore[operator]
+            qty = (
+                order.qty
+                if order.qty is not None
+                else round_down_to_step(order.qty_quote / price, self._instrument.qty_step)
+            )  # type: ignore[operator]
             if qty < self._instrument.qty_min or qty == ZERO:
-                return OrderEnded(client_order_id=order.client_order_id, reason=f"size rounds to {qty} at {price}", occurred_at=at)
+                return OrderEnded(
+                    client_order_id=order.client_order_id,
+                    reason=f"size rounds to {qty} at {price}",
+                    occurred_at=at,
+                )
             fee = qty * price * self._fee_rate
         self._trades += 1
         return FillReport(

@@ -29,7 +29,7 @@ class RandomIds:
 
     def run_id(self, natural_key: str) -> UUID:  # noqa: ARG002 - live ids ignore the key
         """Return a random UUID."""
-        return uuid.uuid4()  # noqa: TID251 - the one place randomness is allowed
+        return uuid.uuid4()
 
     def client_order_id(self, run_id: UUID, number: int) -> str:
         """Return ``tl-<run prefix>-<number>``."""

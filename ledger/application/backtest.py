@@ -19,6 +19,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ledger.application.candles import Candles
+from ledger.application.decisions import DecisionSource
 from ledger.domain.decisions import Decision, MarketContext
 from ledger.domain.errors import InvariantViolationError
 from ledger.domain.events import (
@@ -43,7 +44,6 @@ from ledger.domain.numbers import ZERO
 from ledger.domain.order import FillReport, OrderEnded, OrderState, evolve, fill_events
 from ledger.domain.trading_session import gate
 from ledger.ports import EventStore, ExchangeGateway, IdGenerator
-from ledger.application.decisions import DecisionSource
 from projections.portfolio import PortfolioProjection, RunView
 
 # Why 1,000: see ledger.adapters.store.APPEND_CHUNK; flushing at bar boundaries keeps a bar's
@@ -120,7 +120,7 @@ class _Writer:
 class BacktestRun:
     """One backtest: owns the run's stream versions, order states and the writer."""
 
-    def __init__(
+    def __init__(  # noqa: PLR0913 - keyword-only wiring from the composition root
         self,
         *,
         spec: BacktestSpec,
@@ -168,7 +168,9 @@ class BacktestRun:
         self._end(last)
         if progress is not None:
             progress(last, last)
-        return BacktestResult(run_id=self.run_id, events=self.writer.written, view=self.portfolio.runs[self.run_id])
+        return BacktestResult(
+            run_id=self.run_id, events=self.writer.written, view=self.portfolio.runs[self.run_id]
+        )
 
     def _next_run_version(self) -> int:
         self.run_version += 1
@@ -289,19 +291,32 @@ class BacktestRun:
         )
         if denial is not None:
             denied = OrderDenied(
-                originator_id=stream, originator_version=2, occurred_at=now, run_id=self.run_id,
-                client_order_id=client_order_id, reason=denial.reason, detail=denial.detail,
+                originator_id=stream,
+                originator_version=2,
+                occurred_at=now,
+                run_id=self.run_id,
+                client_order_id=client_order_id,
+                reason=denial.reason,
+                detail=denial.detail,
             )
             self.writer.record(denied)
             return
         submitted = OrderSubmitted(
-            originator_id=stream, originator_version=2, occurred_at=now, run_id=self.run_id,
-            client_order_id=client_order_id, venue=self.venue.venue,
+            originator_id=stream,
+            originator_version=2,
+            occurred_at=now,
+            run_id=self.run_id,
+            client_order_id=client_order_id,
+            venue=self.venue.venue,
         )
         ack = await self.venue.submit_order(placed)
         accepted = OrderAccepted(
-            originator_id=stream, originator_version=3, occurred_at=now, run_id=self.run_id,
-            client_order_id=client_order_id, venue_order_id=ack.venue_order_id,
+            originator_id=stream,
+            originator_version=3,
+            occurred_at=now,
+            run_id=self.run_id,
+            client_order_id=client_order_id,
+            venue_order_id=ack.venue_order_id,
         )
         self.writer.record(submitted, accepted)
         self.orders[client_order_id] = evolve(evolve(state, submitted), accepted)
@@ -313,9 +328,12 @@ class BacktestRun:
             raise InvariantViolationError(msg)
         if isinstance(report, OrderEnded):
             event: LedgerEvent = OrderExpired(
-                originator_id=order_stream_id(state.client_order_id), originator_version=state.version + 1,
-                occurred_at=report.occurred_at, run_id=self.run_id,
-                client_order_id=state.client_order_id, reason=report.reason,
+                originator_id=order_stream_id(state.client_order_id),
+                originator_version=state.version + 1,
+                occurred_at=report.occurred_at,
+                run_id=self.run_id,
+                client_order_id=state.client_order_id,
+                reason=report.reason,
             )
             self.writer.record(event)
             self.orders[report.client_order_id] = evolve(state, event)

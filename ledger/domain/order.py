@@ -133,7 +133,9 @@ _STATUS_AFTER: dict[type, OrderStatus] = {
 
 
 def _fill_key(event: OrderFilled) -> FillKey:
-    return FillKey(qty=event.qty, price=event.price, fee=event.fee, fee_asset=event.fee_asset, side=event.side)
+    return FillKey(
+        qty=event.qty, price=event.price, fee=event.fee, fee_asset=event.fee_asset, side=event.side
+    )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -175,7 +177,9 @@ def fill_events(state: OrderState, report: FillReport) -> list[LedgerEvent]:
         FillConflictError: the venue trade id was seen with a different payload.
         InvariantViolationError: the fill would overfill the order or hits a closed order.
     """
-    key = FillKey(qty=report.qty, price=report.price, fee=report.fee, fee_asset=report.fee_asset, side=report.side)
+    key = FillKey(
+        qty=report.qty, price=report.price, fee=report.fee, fee_asset=report.fee_asset, side=report.side
+    )
     seen = state.fills.get(report.venue_trade_id)
     if seen is not None:
         if seen == key:
@@ -186,7 +190,10 @@ def fill_events(state: OrderState, report: FillReport) -> list[LedgerEvent]:
         )
         raise FillConflictError(msg)
     if state.status in TERMINAL or report.side is not state.side:
-        msg = f"fill {report.venue_trade_id} arrived for order {state.client_order_id} in state {state.status.value}"
+        msg = (
+            f"fill {report.venue_trade_id} arrived for order {state.client_order_id} "
+            f"in state {state.status.value}"
+        )
         raise InvariantViolationError(msg)
     with localcontext(LEDGER_CONTEXT):
         if state.qty is not None and state.qty_filled + report.qty > state.qty:

@@ -47,7 +47,9 @@ def gate(
     with localcontext(LEDGER_CONTEXT):
         if order.qty is not None:
             if round_down_to_step(order.qty, instrument.qty_step) != order.qty:
-                return Denial(reason="qty_step", detail=f"qty {order.qty} is not a multiple of {instrument.qty_step}")
+                return Denial(
+                    reason="qty_step", detail=f"qty {order.qty} is not a multiple of {instrument.qty_step}"
+                )
             if order.qty < instrument.qty_min:
                 return Denial(reason="qty_min", detail=f"qty {order.qty} is below {instrument.qty_min}")
         notional = _notional(order)
@@ -68,10 +70,15 @@ def _notional(order: OrderPlaced) -> Decimal | None:
     return order.qty * price
 
 
-def _balance_denial(order: OrderPlaced, instrument: Instrument, *, quote_free: Decimal, base_free: Decimal) -> Denial | None:
+def _balance_denial(
+    order: OrderPlaced, instrument: Instrument, *, quote_free: Decimal, base_free: Decimal
+) -> Denial | None:
     if order.side.value == "sell":
         if order.qty is not None and order.qty > base_free:
-            return Denial(reason="insufficient_balance", detail=f"sell {order.qty} exceeds free {base_free} {instrument.base_asset}")
+            return Denial(
+                reason="insufficient_balance",
+                detail=f"sell {order.qty} exceeds free {base_free} {instrument.base_asset}",
+            )
         return None
     spend = _notional(order)
     if spend is not None and spend > quote_free:

@@ -55,8 +55,13 @@ STATE = _State()
 
 @app.callback()
 def _global(
-    ledger: Annotated[str | None, typer.Option("--ledger", help="SQLite file or postgresql:// DSN "
-                                                "[default: $TRADELEDGER_LEDGER or ./tradeledger.db]")] = None,
+    ledger: Annotated[
+        str | None,
+        typer.Option(
+            "--ledger",
+            help="SQLite file or postgresql:// DSN [default: $TRADELEDGER_LEDGER or ./tradeledger.db]",
+        ),
+    ] = None,
 ) -> None:
     STATE.ledger = ledger or os.environ.get("TRADELEDGER_LEDGER") or "tradeledger.db"
 
@@ -71,8 +76,14 @@ def _progress(label: str) -> Iterator[Callable[[int, int], None] | None]:
     if not sys.stderr.isatty():
         yield None
         return
-    with Progress(TextColumn(label), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
-                  TimeRemainingColumn(), console=err, transient=True) as bar:
+    with Progress(
+        TextColumn(label),
+        BarColumn(),
+        TextColumn("{task.percentage:>3.0f}%"),
+        TimeRemainingColumn(),
+        console=err,
+        transient=True,
+    ) as bar:
         task = bar.add_task(label, total=1)
 
         def update(done: int, total: int) -> None:
@@ -110,9 +121,13 @@ def _table(title: str, rows: list[dict[str, Any]]) -> None:
         return
     table = Table(title=title)
     for column in rows[0]:
-        table.add_column(column, justify="right" if column not in {"run_id", "asset", "instrument"} else "left")
+        table.add_column(
+            column, justify="right" if column not in {"run_id", "asset", "instrument"} else "left"
+        )
     for row in rows:
-        table.add_row(*("" if v is None else (f"{v:.6g}" if isinstance(v, float) else str(v)) for v in row.values()))
+        table.add_row(
+            *("" if v is None else (f"{v:.6g}" if isinstance(v, float) else str(v)) for v in row.values())
+        )
     out.print(table)
 
 
@@ -128,16 +143,22 @@ def _params(values: list[str]) -> dict[str, str]:
 
 @app.command()
 def backtest(  # noqa: PLR0913 - the CLI contract's options
-    data: Annotated[Path | None, typer.Option(help="candle CSV(.gz); default: the bundled real BTC/USDT sample")] = None,
+    data: Annotated[
+        Path | None, typer.Option(help="candle CSV(.gz); default: the bundled real BTC/USDT sample")
+    ] = None,
     symbol: Annotated[str, typer.Option(help="instrument, e.g. BTC/USDT")] = "BTC/USDT",
     strategy: Annotated[str, typer.Option(help="decision source: sma")] = "sma",
     param: Annotated[list[str] | None, typer.Option(help="strategy parameter K=V (repeatable)")] = None,
     cash: Annotated[str, typer.Option(help="starting quote cash")] = "10000",
     fee: Annotated[str, typer.Option(help="fee rate per side, e.g. 0.001")] = "0.001",
     fill_model: Annotated[str, typer.Option(help="next-open")] = "next-open",
-    slippage: Annotated[str, typer.Option(help="none (other models come with the backtesting work)")] = "none",
+    slippage: Annotated[
+        str, typer.Option(help="none (other models come with the backtesting work)")
+    ] = "none",
     latency_ms: Annotated[int, typer.Option(help="0 (latency comes with the backtesting work)")] = 0,
-    failure_rate: Annotated[str, typer.Option(help="0 (failure injection comes with the backtesting work)")] = "0",
+    failure_rate: Annotated[
+        str, typer.Option(help="0 (failure injection comes with the backtesting work)")
+    ] = "0",
     seed: Annotated[int, typer.Option(help="seed of every id and random choice")] = 0,
     config: Annotated[Path | None, typer.Option(help="TOML config (not supported yet)")] = None,
     report: Annotated[Path | None, typer.Option(help="also write the HTML report here")] = None,
@@ -145,13 +166,22 @@ def backtest(  # noqa: PLR0913 - the CLI contract's options
 ) -> None:
     """Run one backtest into the ledger and print its metrics."""
     if config is not None:
-        _fail("--config: config files are not supported by backtest yet; pass options instead", EXIT_BAD_INPUT)
+        _fail(
+            "--config: config files are not supported by backtest yet; pass options instead", EXIT_BAD_INPUT
+        )
     _only("--slippage", slippage, "none")
     _only("--latency-ms", str(latency_ms), "0")
     _only_zero("--failure-rate", failure_rate)
     request = bootstrap.BacktestRequest(
-        ledger_url=STATE.ledger, data_path=data, symbol=symbol, strategy=strategy, params=_params(param or []),
-        cash=cash, fee=fee, seed=seed, fill_model=fill_model,
+        ledger_url=STATE.ledger,
+        data_path=data,
+        symbol=symbol,
+        strategy=strategy,
+        params=_params(param or []),
+        cash=cash,
+        fee=fee,
+        seed=seed,
+        fill_model=fill_model,
     )
     with _progress("backtest") as progress:
         result, store = bootstrap.run_backtest_request(request, progress)
@@ -164,7 +194,7 @@ def backtest(  # noqa: PLR0913 - the CLI contract's options
         _print_json(summary)
         return
     stats = summary.pop("metrics")
-    _table("run", [{k: v for k, v in summary.items()}])
+    _table("run", [summary])
     _table("metrics", [{k: v for k, v in stats.items() if not isinstance(v, dict)}])
     if report is not None:
         out.print(f"report written to {report}")
@@ -186,7 +216,8 @@ def _only_zero(option: str, value: str) -> None:
 
 def _fills(path: Path, run_id: Any) -> list[dict[str, Any]]:
     columns, rows = analytics.query(
-        path, f"SELECT occurred_at, side, qty, price, fee FROM fills WHERE run_id = '{run_id}' ORDER BY seq"  # noqa: S608
+        path,
+        f"SELECT occurred_at, side, qty, price, fee FROM fills WHERE run_id = '{run_id}' ORDER BY seq",  # noqa: S608
     )
     return [dict(zip(columns, row, strict=True)) for row in rows]
 
@@ -231,7 +262,10 @@ def _marks(values: list[str]) -> dict[str, Decimal]:
         try:
             price = Decimal(text)
         except InvalidOperation:
-            _fail(f"--mark {item!r}: write SYMBOL=PRICE with a decimal price, e.g. BTC/USDT=105000.5", EXIT_BAD_INPUT)
+            _fail(
+                f"--mark {item!r}: write SYMBOL=PRICE with a decimal price, e.g. BTC/USDT=105000.5",
+                EXIT_BAD_INPUT,
+            )
         if not price.is_finite() or price <= 0:
             _fail(f"--mark {item!r}: the price must be a positive finite number", EXIT_BAD_INPUT)
         marks[symbol] = price
@@ -239,7 +273,9 @@ def _marks(values: list[str]) -> dict[str, Decimal]:
 
 
 @app.command()
-def verify(run: Annotated[str | None, typer.Argument(help="run id or prefix; default: every run")] = None) -> None:
+def verify(
+    run: Annotated[str | None, typer.Argument(help="run id or prefix; default: every run")] = None,
+) -> None:
     """Recompute the hash chain of one run or all; exit 3 at the first bad event."""
     store = _store()
     run_id = None
@@ -249,8 +285,11 @@ def verify(run: Annotated[str | None, typer.Argument(help="run id or prefix; def
     result = audit.verify(store, run_id)
     for fault in result.faults:
         seq = "end of log" if fault.seq is None else f"seq {fault.seq}"
-        err.print(f"run {fault.run_id}: first bad event at {seq} (chain position {fault.n}): {fault.reason}",
-                  markup=False, highlight=False)
+        err.print(
+            f"run {fault.run_id}: first bad event at {seq} (chain position {fault.n}): {fault.reason}",
+            markup=False,
+            highlight=False,
+        )
     if not result.ok:
         raise typer.Exit(EXIT_INTEGRITY)
     out.print(f"verified {result.events} events in {len(result.runs)} run(s): chain intact")
@@ -260,7 +299,9 @@ def verify(run: Annotated[str | None, typer.Argument(help="run id or prefix; def
 def export(
     run: Annotated[str, typer.Argument(help="run id or unique prefix")],
     fmt: Annotated[str, typer.Option("--format", help="jsonl")] = "jsonl",
-    out_path: Annotated[Path | None, typer.Option("--out", help="file to write; jsonl defaults to stdout")] = None,
+    out_path: Annotated[
+        Path | None, typer.Option("--out", help="file to write; jsonl defaults to stdout")
+    ] = None,
 ) -> None:
     """Export a run's events, canonical and in chain order."""
     if fmt != "jsonl":
@@ -279,7 +320,10 @@ def export(
 
 @app.command()
 def query(
-    sql: Annotated[str, typer.Argument(help="DuckDB SQL over events, orders, fills, positions, balances, equity, decisions")],
+    sql: Annotated[
+        str,
+        typer.Argument(help="DuckDB SQL over events, orders, fills, positions, balances, equity, decisions"),
+    ],
     as_json: Annotated[bool, typer.Option("--json", help="print a JSON list of row objects")] = False,
 ) -> None:
     """Run DuckDB SQL over the log's typed tables (read-only)."""

@@ -54,23 +54,31 @@ def positions_view(run: RunView, marks: dict[str, Decimal]) -> dict[str, Any]:
     positions = []
     for instrument, p in sorted(run.positions.items()):
         mark = marks.get(instrument, p.price_last)
-        positions.append({
-            "instrument": instrument,
-            "qty_open": plain(p.qty_open),
-            "price_avg": plain(p.price_avg),
-            "price_mark": None if mark is None else plain(mark),
-            "pnl_realized": plain(p.pnl_realized),
-            "pnl_unrealized": plain(p.pnl_unrealized(mark)),
-            "fee_total": plain(p.fee_total),
-        })
+        positions.append(
+            {
+                "instrument": instrument,
+                "qty_open": plain(p.qty_open),
+                "price_avg": plain(p.price_avg),
+                "price_mark": None if mark is None else plain(mark),
+                "pnl_realized": plain(p.pnl_realized),
+                "pnl_unrealized": plain(p.pnl_unrealized(mark)),
+                "fee_total": plain(p.fee_total),
+            }
+        )
     balances = [
         {"asset": asset, "total": plain(b.total), "reserved": plain(b.reserved), "free": plain(b.free)}
         for asset, b in sorted(run.balances.items())
     ]
     open_orders = [
-        {"client_order_id": o.client_order_id, "instrument": o.instrument, "side": o.side.value,
-         "status": o.status, "qty": None if o.qty is None else plain(o.qty),
-         "qty_quote": None if o.qty_quote is None else plain(o.qty_quote), "qty_filled": plain(o.qty_filled)}
+        {
+            "client_order_id": o.client_order_id,
+            "instrument": o.instrument,
+            "side": o.side.value,
+            "status": o.status,
+            "qty": None if o.qty is None else plain(o.qty),
+            "qty_quote": None if o.qty_quote is None else plain(o.qty_quote),
+            "qty_filled": plain(o.qty_filled),
+        }
         for o in run.open_orders.values()
     ]
     return {

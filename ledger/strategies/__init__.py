@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+
 from ledger.application.decisions import DecisionSource
 from ledger.domain.errors import ParameterError
 

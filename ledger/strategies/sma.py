@@ -113,11 +113,19 @@ class SmaCrossover:
                 spend = self.size * context.quote_free
             return self._decision(context, DecisionAction.BUY, qty=None, qty_quote=spend, word="above")
         if self._down[bar] and context.qty_open > ZERO:
-            return self._decision(context, DecisionAction.SELL, qty=context.qty_open, qty_quote=None, word="below")
+            return self._decision(
+                context, DecisionAction.SELL, qty=context.qty_open, qty_quote=None, word="below"
+            )
         return None
 
     def _decision(
-        self, context: MarketContext, action: DecisionAction, *, qty: Decimal | None, qty_quote: Decimal | None, word: str
+        self,
+        context: MarketContext,
+        action: DecisionAction,
+        *,
+        qty: Decimal | None,
+        qty_quote: Decimal | None,
+        word: str,
     ) -> Decision:
         assert self._sums is not None  # noqa: S101 - candidate_bars ran first (programmer error)
         fast_sum, slow_sum = (int(s[context.bar]) for s in self._sums)
@@ -129,8 +137,11 @@ class SmaCrossover:
             "qty_open": str(context.qty_open),
             "quote_free": str(context.quote_free),
         }
-        output = {"action": action.value, "qty": None if qty is None else str(qty),
-                  "qty_quote": None if qty_quote is None else str(qty_quote)}
+        output = {
+            "action": action.value,
+            "qty": None if qty is None else str(qty),
+            "qty_quote": None if qty_quote is None else str(qty_quote),
+        }
         return Decision(
             instrument=context.instrument,
             action=action,
