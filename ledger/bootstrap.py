@@ -74,8 +74,9 @@ def _decimal_option(
     except (InvalidOperation, TypeError) as e:
         msg = f"--{name}: {text!r} is not a decimal number; write it like 10000 or 0.001"
         raise ParameterError(msg) from e
-    too_low = value < low if inclusive_low else value <= low
-    if not value.is_finite() or too_low or (high is not None and value > high):
+    # Compare only finite values: NaN comparisons raise under the ledger's decimal traps.
+    bad = not value.is_finite() or (value < low if inclusive_low else value <= low)
+    if bad or (high is not None and value > high):
         bound = f">= {low}" if inclusive_low else f"> {low}"
         upper = "" if high is None else f" and <= {high}"
         msg = f"--{name}: {text} is out of range; it must be a finite number {bound}{upper}"
@@ -160,8 +161,24 @@ def _free_run_id(store: LedgerStore, ids: SeededIds, digest: str) -> UUID:
 
 
 def portfolio(store: LedgerStore, progress: Callable[[int, int], None] | None = None) -> PortfolioProjection:
-    """Return the tracked portfolio projection, caught up with the log and saved."""
+    """Return the tracked portfolio projection, caught up with the log and saved (writers)."""
     runner = ProjectionRunner(store, store, PortfolioProjection())
     runner.load()
     runner.catch_up(progress=progress)
     return runner.projection  # type: ignore[return-value]
+
+
+def read_portfolio(
+    store: LedgerStore, progress: Callable[[int, int], None] | None = None, *, save: bool = False
+) -> tuple[PortfolioProjection, int]:
+    """Return the portfolio caught up in memory from the last checkpoint, and its log position.
+
+    Readers (`query`, `sessions`, `positions`, `report`) never write to the ledger: events after
+    the last checkpoint a writer saved are folded here without saving. Writers pass
+    ``save=True`` to move the checkpoint forward.
+    """
+    projection = PortfolioProjection()
+    runner = ProjectionRunner(store, store, projection)
+    runner.load()
+    runner.catch_up(progress=progress, save=save)
+    return projection, runner.last_seq

@@ -114,7 +114,7 @@ TABLES: dict[str, dict[str, str]] = {
         "fee_total": DEC,
     },
     "balances": {"run_id": "UUID", "asset": "VARCHAR", "total": DEC, "reserved": DEC, "free": DEC},
-    "equity": {"run_id": "UUID", "at": "TIMESTAMPTZ", "equity": DEC, "exposed": "BOOLEAN"},
+    "equity": {"run_id": "UUID", "marked_at": "TIMESTAMPTZ", "equity": DEC, "exposed": "BOOLEAN"},
 }
 APPENDED = ("events", "fills", "decisions", "orders_placed", "order_updates")
 REWRITTEN = ("positions", "balances", "equity")
@@ -255,7 +255,7 @@ def _portfolio_rows(portfolio: PortfolioProjection) -> dict[str, list[dict[str, 
                 {"run_id": rid, "asset": asset, "total": b.total, "reserved": b.reserved, "free": b.free}
             )
         tables["equity"].extend(
-            {"run_id": rid, "at": e.at, "equity": e.equity, "exposed": e.exposed} for e in run.equity
+            {"run_id": rid, "marked_at": e.at, "equity": e.equity, "exposed": e.exposed} for e in run.equity
         )
     return tables
 

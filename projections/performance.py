@@ -47,6 +47,17 @@ def _finite(value: float) -> float | None:
     return value if math.isfinite(value) else None
 
 
+def _annualize(total: float, span_s: float) -> float | None:
+    # Compounded over a 365-day year; undefined for an empty span or a total loss, and None
+    # (not inf) when a short, lucky run would compound beyond a float.
+    if span_s <= 0 or total <= -1:
+        return None
+    try:
+        return math.expm1(math.log1p(total) * SECONDS_PER_YEAR / span_s)
+    except OverflowError:
+        return None
+
+
 def _returns(equity: np.ndarray, times: np.ndarray, cash_initial: float) -> dict[str, Any]:
     empty = {
         "return_total": None,
@@ -63,7 +74,7 @@ def _returns(equity: np.ndarray, times: np.ndarray, cash_initial: float) -> dict
     returns = np.diff(equity) / equity[:-1]
     spacing = float(np.median(np.diff(times))) if times.size > 1 else 0.0
     periods = SECONDS_PER_YEAR / spacing if spacing > 0 else 0.0
-    annualized = (1.0 + total) ** (SECONDS_PER_YEAR / span_s) - 1.0 if span_s > 0 and total > -1 else None
+    annualized = _annualize(float(total), span_s)
     std = float(np.std(returns, ddof=1)) if returns.size > 1 else 0.0
     mean = float(np.mean(returns))
     downside = float(np.sqrt(np.mean(np.minimum(returns, 0.0) ** 2)))

@@ -42,13 +42,19 @@ class ProjectionRunner:
         self.last_seq = last_seq
 
     def catch_up(
-        self, *, progress: Callable[[int, int], None] | None = None, stop_after_pages: int | None = None
+        self,
+        *,
+        progress: Callable[[int, int], None] | None = None,
+        stop_after_pages: int | None = None,
+        save: bool = True,
     ) -> int:
         """Apply every event after ``last_seq``; save every few pages and at the end.
 
         Args:
             progress: called with (applied seq, target seq) after each page.
             stop_after_pages: stop early after this many pages (tests simulate a crash with it).
+            save: false for readers, which must never write: they fold the events after the
+                last saved checkpoint in memory only.
 
         Returns:
             The number of events applied.
@@ -69,9 +75,9 @@ class ProjectionRunner:
                 progress(self.last_seq, target)
             if stop_after_pages is not None and pages >= stop_after_pages:
                 return applied
-            if pages % SAVE_EVERY_PAGES == 0:
+            if save and pages % SAVE_EVERY_PAGES == 0:
                 self.save()
-        if applied:
+        if save and applied:
             self.save()
         return applied
 

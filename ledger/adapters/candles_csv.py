@@ -22,6 +22,8 @@ COLUMNS = ("timestamp", "open", "high", "low", "close", "volume")
 PRICE_COLUMNS = ("open", "high", "low", "close")
 # Why 12: prices with more decimals than any venue's tick would overflow int64 units.
 PRICE_SCALE_MAX = 12
+# Why 2**62: prices become int64 units and SMA sums multiply them; keep clear of 2**63.
+PRICE_UNITS_MAX = 2**62
 
 
 def load_candles(path: Path, *, label: str | None = None) -> Candles:
@@ -71,6 +73,8 @@ def _fast_series(lines: list[str], index: list[int], label: str, digest: str) ->
     if scale > PRICE_SCALE_MAX:
         return None
     factor = 10**scale
+    if any(len(row[position]) > 18 for row in rows for position in (1, 3, 5, 7)):  # noqa: PLR2004 - digits of 2**62
+        return None
     columns: list[list[int]] = [[], [], [], []]
     for row in rows:
         for column, position in zip(columns, (1, 3, 5, 7), strict=True):
@@ -223,7 +227,17 @@ def _series(
         msg = f"{path}: only {len(times)} candle; a backtest needs at least two"
         raise DataFileError(msg)
     stamps = np.array(times, dtype=np.int64)
-    units = [np.array([int(v.scaleb(scale)) for v in series], dtype=np.int64) for series in prices]
+    as_units = [[int(v.scaleb(scale)) for v in series] for series in prices]
+    for name, series in zip(PRICE_COLUMNS, as_units, strict=True):
+        biggest = max(series)
+        if biggest >= PRICE_UNITS_MAX:
+            number = series.index(biggest) + 2
+            msg = (
+                f"{path}:{number}: {name} {prices[PRICE_COLUMNS.index(name)][number - 2]} is too large "
+                f"at {scale} decimals; fix the row or rescale the prices"
+            )
+            raise DataFileError(msg)
+    units = [np.array(series, dtype=np.int64) for series in as_units]
     interval = int(np.min(np.diff(stamps)))
     return Candles(
         source=label,

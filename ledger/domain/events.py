@@ -8,7 +8,7 @@ version stored with each event; ``upcast_vN_vN+1`` static methods lift old store
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, ClassVar
@@ -63,6 +63,30 @@ def _require_non_negative(value: Decimal, name: str) -> None:
         raise ValueError(msg)
 
 
+# Per event class, the names of its Decimal fields (annotations are strings here).
+_DECIMAL_FIELDS: dict[type, tuple[str, ...]] = {}
+
+
+def _decimal_fields(cls: type) -> tuple[str, ...]:
+    names = _DECIMAL_FIELDS.get(cls)
+    if names is None:
+        names = tuple(f.name for f in fields(cls) if str(f.type).startswith("Decimal"))
+        _DECIMAL_FIELDS[cls] = names
+    return names
+
+
+def _require_finite_decimals(event: object) -> None:
+    # Ledger amounts are finite Decimals: a float, bool or int would be stored as a JSON number
+    # and come back as a different value; an infinity would poison every projection.
+    for name in _decimal_fields(type(event)):
+        value = getattr(event, name)
+        if value is None:
+            continue
+        if type(value) is not Decimal or not value.is_finite():
+            msg = f"{name} must be a finite Decimal, was {value!r}"
+            raise TypeError(msg) if type(value) is not Decimal else ValueError(msg)
+
+
 @dataclass(frozen=True, kw_only=True)
 class _Event:
     originator_id: UUID
@@ -72,9 +96,10 @@ class _Event:
 
     def __post_init__(self) -> None:
         _require_aware(self.occurred_at, "occurred_at")
-        if self.originator_version < 1:
-            msg = f"originator_version starts at 1, was {self.originator_version}"
+        if type(self.originator_version) is not int or self.originator_version < 1:
+            msg = f"originator_version starts at 1 (an int), was {self.originator_version!r}"
             raise ValueError(msg)
+        _require_finite_decimals(self)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -71,4 +71,5 @@ def plain(value: Decimal) -> str:
     For display and JSON output only: the number is unchanged, only its exponent is dropped
     (``0E-47`` becomes ``0``, ``1.50`` becomes ``1.5``, ``100`` stays ``100``).
     """
-    return f"{value.normalize(LEDGER_CONTEXT):f}"
+    text = f"{value.normalize(LEDGER_CONTEXT):f}"
+    return "0" if text == "-0" else text

@@ -75,6 +75,7 @@ class OrderState:
     status: OrderStatus
     version: int
     qty_filled: Decimal = ZERO
+    notional_filled: Decimal = ZERO  # quote spent or received, fees excluded
     fills: dict[str, FillKey] = field(default_factory=dict)
 
 
@@ -106,11 +107,13 @@ def evolve(state: OrderState | None, event: LedgerEvent) -> OrderState:
     if isinstance(event, OrderFilled):
         with localcontext(LEDGER_CONTEXT):
             qty_filled = state.qty_filled + event.qty
+            notional_filled = state.notional_filled + event.qty * event.price
         fills = {**state.fills, event.venue_trade_id: _fill_key(event)}
         done = state.qty is not None and qty_filled >= state.qty
         return replace(
             state,
             qty_filled=qty_filled,
+            notional_filled=notional_filled,
             fills=fills,
             status=OrderStatus.FILLED if done else OrderStatus.PARTIALLY_FILLED,
             version=event.originator_version,
@@ -196,7 +199,11 @@ def fill_events(state: OrderState, report: FillReport) -> list[LedgerEvent]:
         )
         raise InvariantViolationError(msg)
     with localcontext(LEDGER_CONTEXT):
-        if state.qty is not None and state.qty_filled + report.qty > state.qty:
+        overfilled = (state.qty is not None and state.qty_filled + report.qty > state.qty) or (
+            state.qty_quote is not None
+            and state.notional_filled + report.qty * report.price > state.qty_quote
+        )
+        if overfilled:
             msg = f"fill {report.venue_trade_id} overfills order {state.client_order_id}"
             raise InvariantViolationError(msg)
     return [

@@ -40,7 +40,7 @@ EXIT_BAD_INPUT = 2
 EXIT_INTEGRITY = 3
 EXIT_REFUSED = 4
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help="Event-sourced trading ledger engine.")
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, help="Event-sourced trading ledger engine.")
 # Why a fixed width off a terminal: piped output should not squeeze ids and amounts.
 out = Console() if sys.stdout.isatty() else Console(width=200)
 err = Console(stderr=True) if sys.stderr.isatty() else Console(stderr=True, width=200)
@@ -67,7 +67,7 @@ def _global(
 
 
 def _fail(message: str, code: int) -> NoReturn:
-    err.print(message, markup=False, highlight=False)
+    _say(message)
     raise typer.Exit(code)
 
 
@@ -98,17 +98,14 @@ def _analytics_path(ledger: str) -> Path:
     return Path(ledger).with_suffix(".duckdb")
 
 
-def _read_side(store: LedgerStore) -> tuple[PortfolioProjection, Path]:
+def _read_side(store: LedgerStore, *, save: bool = False) -> tuple[PortfolioProjection, Path]:
+    # Readers fold the log in memory and bring the DuckDB projection file to the same position;
+    # they never write to the ledger itself.
     with _progress("projections") as progress:
-        portfolio = bootstrap.portfolio(store, progress)
+        portfolio, last_seq = bootstrap.read_portfolio(store, progress, save=save)
     path = _analytics_path(STATE.ledger)
-    analytics.sync(path, store, portfolio, upto=_caught_up_seq(store, portfolio))
+    analytics.sync(path, store, portfolio, upto=last_seq)
     return portfolio, path
-
-
-def _caught_up_seq(store: LedgerStore, portfolio: PortfolioProjection) -> int:
-    saved = store.load_checkpoint(portfolio.name)
-    return 0 if saved is None else saved[1]
 
 
 def _print_json(value: Any) -> None:
@@ -185,7 +182,7 @@ def backtest(  # noqa: PLR0913 - the CLI contract's options
     )
     with _progress("backtest") as progress:
         result, store = bootstrap.run_backtest_request(request, progress)
-    portfolio, path = _read_side(store)
+    portfolio, path = _read_side(store, save=True)  # the writer moves the checkpoint forward
     run = portfolio.runs[result.run_id]
     summary = views.backtest_summary(run, store.chain_head(result.run_id).hash)
     if report is not None:
@@ -280,16 +277,12 @@ def verify(
     store = _store()
     run_id = None
     if run is not None:
-        portfolio = bootstrap.portfolio(store)
+        portfolio, _ = bootstrap.read_portfolio(store)
         run_id = views.resolve_run(portfolio, run).run_id
     result = audit.verify(store, run_id)
     for fault in result.faults:
         seq = "end of log" if fault.seq is None else f"seq {fault.seq}"
-        err.print(
-            f"run {fault.run_id}: first bad event at {seq} (chain position {fault.n}): {fault.reason}",
-            markup=False,
-            highlight=False,
-        )
+        _say(f"run {fault.run_id}: first bad event at {seq} (chain position {fault.n}): {fault.reason}")
     if not result.ok:
         raise typer.Exit(EXIT_INTEGRITY)
     out.print(f"verified {result.events} events in {len(result.runs)} run(s): chain intact")
@@ -307,7 +300,7 @@ def export(
     if fmt != "jsonl":
         _fail(f"--format: {fmt!r} is not available yet; use jsonl", EXIT_BAD_INPUT)
     store = _store()
-    run_id = views.resolve_run(bootstrap.portfolio(store), run).run_id
+    run_id = views.resolve_run(bootstrap.read_portfolio(store)[0], run).run_id
     if out_path is None:
         for line in audit.export_jsonl(store, run_id):
             sys.stdout.buffer.write(line)
@@ -359,34 +352,53 @@ def report_command(
     out.print(f"report written to {out_path}")
 
 
+def _say(message: str) -> None:
+    # Errors go to stderr as one unwrapped line, whatever the terminal width.
+    sys.stderr.write(" ".join(message.split()) + "\n")
+    sys.stderr.flush()
+
+
+def _usage_error(error: Exception) -> NoReturn:
+    context = getattr(error, "ctx", None)
+    if type(error).__name__ == "NoArgsIsHelpError" and context is not None:
+        sys.stdout.write(context.get_help() + "\n")
+        sys.exit(EXIT_BAD_INPUT)
+    format_message = getattr(error, "format_message", None)
+    message = format_message() if callable(format_message) else str(error)
+    command = "" if context is None else f" {context.command_path}"
+    _say(f"{message}; see `tradeledger{command.removeprefix(' tradeledger')} --help`")
+    sys.exit(int(getattr(error, "exit_code", EXIT_BAD_INPUT)))
+
+
 def main() -> None:
-    """Run the CLI, mapping errors to the contract's exit codes with one sentence on stderr."""
+    """Run the CLI, mapping errors to the contract's exit codes with one sentence on stderr.
+
+    Usage errors (unknown option, a value of the wrong type) exit 2 with click's message on one
+    line; ``typer.Exit`` codes pass through; the ledger's errors are mapped here.
+    """
     try:
-        app(standalone_mode=False)
-    except typer.Exit as e:
-        sys.exit(e.exit_code)
-    except (BadInputError, RunNotFoundError, StoreError) as e:
-        err.print(str(e), markup=False, highlight=False)
+        code = app(standalone_mode=False)
+    except typer.Abort:
+        sys.exit(1)
+    except typer.TyperException as e:  # click's usage errors (typer vendors click)
+        _usage_error(e)
+    except (BadInputError, RunNotFoundError, StoreError, analytics.QueryError) as e:
+        _say(str(e))
         sys.exit(EXIT_BAD_INPUT)
     except InvariantViolationError as e:
-        err.print(f"integrity failure: {e}", markup=False, highlight=False)
+        _say(f"integrity failure: {e}")
         sys.exit(EXIT_INTEGRITY)
     except TradingHaltedError as e:
-        err.print(str(e), markup=False, highlight=False)
+        _say(str(e))
         sys.exit(EXIT_REFUSED)
     except LedgerError as e:
-        err.print(f"error: {e}", markup=False, highlight=False)
+        _say(f"error: {e}")
         sys.exit(1)
     except Exception as e:  # noqa: BLE001 - top-level supervisor: say it in one sentence, exit 1
-        import click  # noqa: PLC0415
-
-        if isinstance(e, click.exceptions.ClickException):
-            e.show()
-            sys.exit(EXIT_BAD_INPUT)
-        if isinstance(e, click.exceptions.Abort):
-            sys.exit(1)
-        err.print(f"unexpected error: {type(e).__name__}: {e}", markup=False, highlight=False)
+        _say(f"unexpected error: {type(e).__name__}: {e}")
         sys.exit(1)
+    # Without standalone mode, typer returns a typer.Exit code instead of exiting with it.
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":

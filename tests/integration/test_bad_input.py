@@ -25,23 +25,6 @@ HEADER = "timestamp,open,high,low,close,volume"
 ROW_1 = "1747699200000,100,101,99,100,1"
 ROW_2 = "1747699260000,100,101,99,100,1"
 
-BUG_EXIT_CODE = (
-    "BUG: ledger/entrypoints/cli.py main() calls app(standalone_mode=False); typer's core._main then "
-    "RETURNS the exit code of typer.Exit instead of raising it and main() drops the return value, "
-    "so every _fail(...) / raise typer.Exit(n) inside a command exits 0 (here: {what})"
-)
-BUG_USAGE_ERROR = (
-    "BUG: ledger/entrypoints/cli.py main() recognizes usage errors with isinstance(e, "
-    "click.exceptions.ClickException), but typer 0.29 raises its vendored "
-    "typer._click.exceptions.ClickException, so click-level usage errors fall through to "
-    "'unexpected error: {what}' with exit 1 instead of exit 2"
-)
-BUG_NAN_OPTION = (
-    "BUG: ledger/bootstrap.py _decimal_option compares Decimal('NaN') with `<` outside its try; "
-    "under the default decimal context that raises InvalidOperation, so `{what}` exits 1 with "
-    "'unexpected error: InvalidOperation' instead of exit 2 naming the option"
-)
-
 
 def _csv(*rows: str) -> bytes:
     return ("\n".join([HEADER, *rows]) + "\n").encode()
@@ -105,14 +88,7 @@ DATA_FILES: dict[str, tuple[str, Callable[[], bytes], tuple[str, ...]]] = {
     "not_utf8": ("latin.csv", lambda: _csv(ROW_1) + b"\xff\xfe\n", ("latin.csv", "UTF-8")),
     "gzip_of_garbage": ("junk.csv.gz", lambda: b"\x1f\x8b" + b"\x00" * 40, ("junk.csv.gz", "gzip")),
 }
-OVERFLOW = pytest.mark.xfail(
-    strict=True,
-    reason="BUG: ledger/adapters/candles_csv.py converts prices to int64 units with np.array(..., "
-    "dtype=np.int64) (fast path) / int(v.scaleb(scale)) (careful path) without a range check; a "
-    "price with 20+ digits raises OverflowError ('Python int too large to convert to C long'), "
-    "exit 1 'unexpected error' instead of exit 2 naming the file, line and field",
-)
-DATA_FILES_XFAIL = {
+DATA_FILES_HUGE = {
     "price_too_large_for_int64_units": (
         "huge.csv",
         lambda: _csv(ROW_1, "1747699260000,99999999999999999999,99999999999999999999,99,100,1"),
@@ -143,37 +119,31 @@ OPTIONS = [
         ["--seed", "x"],
         ("seed",),
         id="seed_not_an_integer",
-        marks=pytest.mark.xfail(strict=True, reason=BUG_USAGE_ERROR.format(what="BadParameter: ...")),
     ),
     pytest.param(
         ["--frobnicate"],
         ("frobnicate",),
         id="unknown_option",
-        marks=pytest.mark.xfail(strict=True, reason=BUG_USAGE_ERROR.format(what="NoSuchOption: ...")),
     ),
     pytest.param(
         ["--param", "nokeyvalue"],
         ("--param", "nokeyvalue", "KEY=VALUE"),
         id="param_without_equals",
-        marks=pytest.mark.xfail(strict=True, reason=BUG_EXIT_CODE.format(what="--param nokeyvalue")),
     ),
     pytest.param(
         ["--slippage", "linear"],
         ("--slippage", "linear"),
         id="unsupported_slippage",
-        marks=pytest.mark.xfail(strict=True, reason=BUG_EXIT_CODE.format(what="--slippage linear")),
     ),
     pytest.param(
         ["--cash", "NaN"],
         ("--cash", "NaN"),
         id="cash_nan",
-        marks=pytest.mark.xfail(strict=True, reason=BUG_NAN_OPTION.format(what="--cash NaN")),
     ),
     pytest.param(
         ["--fee", "NaN"],
         ("--fee", "NaN"),
         id="fee_nan",
-        marks=pytest.mark.xfail(strict=True, reason=BUG_NAN_OPTION.format(what="--fee NaN")),
     ),
 ]
 
@@ -245,10 +215,9 @@ def test_bad_data_file_is_refused(cli, ledger: Path, tmp_path: Path, case: str) 
     _run_refused(cli, ledger, ["backtest", "--data", name], fragments, tmp_path)
 
 
-@pytest.mark.parametrize("case", sorted(DATA_FILES_XFAIL))
-@OVERFLOW
+@pytest.mark.parametrize("case", sorted(DATA_FILES_HUGE))
 def test_price_too_large_is_refused(cli, fresh_ledger: Path, tmp_path: Path, case: str) -> None:
-    name, content, fragments = DATA_FILES_XFAIL[case]
+    name, content, fragments = DATA_FILES_HUGE[case]
     (tmp_path / name).write_bytes(content())
 
     _run_refused(cli, fresh_ledger, ["backtest", "--data", name], fragments, tmp_path)
@@ -270,13 +239,6 @@ def test_bad_backtest_option_is_refused(
     _run_refused(cli, ledger, ["backtest", *args], fragments, tmp_path)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: ledger/entrypoints/cli.py prints errors with rich Console.print, which wraps at the "
-    "console width (200 columns off a terminal): a message naming a long path becomes several "
-    "stderr lines, breaking the one-sentence-on-one-line contract (use soft_wrap=True or write "
-    "to sys.stderr directly)",
-)
 def test_error_naming_a_long_path_stays_on_one_line(cli, fresh_ledger: Path, tmp_path: Path) -> None:
     deep = tmp_path / ("candles-archive-" + "x" * 120)
     deep.mkdir()
@@ -352,24 +314,20 @@ def test_read_command_on_a_foreign_sqlite_database_leaves_it_unchanged(cli, tmp_
     _run_refused(cli, directory / "app.sqlite", ["sessions"], ("--ledger", "app.sqlite"), tmp_path)
 
 
-@pytest.mark.xfail(strict=True, reason=BUG_EXIT_CODE.format(what="positions --mark BTC/USDT=-1"))
 def test_bad_mark_price_is_refused(cli, existing_ledger: Path, tmp_path: Path) -> None:
     _run_refused(
         cli, existing_ledger, ["positions", "--mark", "BTC/USDT=-1"], ("--mark", "BTC/USDT=-1"), tmp_path
     )
 
 
-@pytest.mark.xfail(strict=True, reason=BUG_EXIT_CODE.format(what="positions --mark BTC/USDT=abc"))
 def test_mark_price_that_is_not_a_number_is_refused(cli, existing_ledger: Path, tmp_path: Path) -> None:
     _run_refused(cli, existing_ledger, ["positions", "--mark", "BTC/USDT=abc"], ("--mark", "abc"), tmp_path)
 
 
-@pytest.mark.xfail(strict=True, reason=BUG_EXIT_CODE.format(what="export --format parquet"))
 def test_unsupported_export_format_is_refused(cli, existing_ledger: Path, tmp_path: Path) -> None:
     _run_refused(cli, existing_ledger, ["export", "abc", "--format", "xml"], ("--format", "xml"), tmp_path)
 
 
-@pytest.mark.xfail(strict=True, reason=BUG_EXIT_CODE.format(what='query "SELEC broken"'))
 def test_broken_sql_is_refused_with_duckdbs_message(cli, existing_ledger: Path, tmp_path: Path) -> None:
     db = existing_ledger
     before = hashlib.sha256(db.read_bytes()).hexdigest()
@@ -400,7 +358,7 @@ def test_broken_sql_prints_duckdbs_message_in_one_line_and_leaves_the_ledger(
     [
         "SELECT count(*) AS n FROM events",
         "SELECT side, sum(qty) AS qty FROM fills GROUP BY side ORDER BY side",
-        'SELECT * FROM equity ORDER BY "at" DESC LIMIT 3',
+        "SELECT * FROM equity ORDER BY marked_at DESC LIMIT 3",
     ],
 )
 def test_query_never_writes_to_the_store(cli, existing_ledger: Path, tmp_path: Path, sql: str) -> None:
@@ -419,13 +377,6 @@ def test_query_never_writes_to_the_store(cli, existing_ledger: Path, tmp_path: P
     assert after == before
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: ledger/entrypoints/cli.py query -> _read_side -> bootstrap.portfolio -> "
-    "ProjectionRunner.catch_up() saves the portfolio checkpoint INTO the ledger .db "
-    "(projection_checkpoints) whenever it is behind the log (after a Python-API backtest, or while "
-    "a live process appends), so a read-only query changes the store file",
-)
 def test_query_on_a_ledger_with_a_stale_checkpoint_never_writes_to_the_store(cli, tmp_path: Path) -> None:
     directory = tmp_path / "ledger"
     directory.mkdir()

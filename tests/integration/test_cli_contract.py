@@ -156,12 +156,6 @@ def test_verify_exits_zero_on_an_intact_ledger(cli, ledger: Path, bundled_backte
         assert "intact" in out
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: ledger/entrypoints/cli.py main() calls app(standalone_mode=False) and typer's core._main "
-    "then RETURNS the code of typer.Exit instead of exiting with it; main() drops it, so `verify` "
-    "on a tampered ledger prints the fault and exits 0 instead of the contract's 3",
-)
 def test_verify_exits_three_on_a_tampered_ledger(cli, ledger: Path, tmp_path: Path) -> None:
     tampered = tmp_path / "tampered.db"
     shutil.copyfile(ledger, tampered)
@@ -216,12 +210,6 @@ def test_help_everywhere(cli, tmp_path: Path, command: list[str]) -> None:
     assert list(tmp_path.iterdir()) == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: ledger/entrypoints/cli.py main() tests isinstance(e, click.exceptions.ClickException) "
-    "but typer 0.29 raises its vendored typer._click exceptions: `tradeledger` with no command "
-    "prints the help and then 'unexpected error: NoArgsIsHelpError:' with exit 1, not a usage exit 2",
-)
 def test_no_command_is_a_usage_error(cli) -> None:
     code, _, err = cli()
 

@@ -110,11 +110,6 @@ def test_plain_drops_trailing_zeros_and_exponents_but_not_digits(value, expected
     assert plain(value) == expected
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG (minor): plain() renders Decimal('-0') as '-0'; a short marked at its average price "
-    'has pnl_unrealized == -0E-18 and `positions --json` prints "-0"',
-)
 def test_plain_renders_negative_zero_as_zero() -> None:
     with localcontext(LEDGER_CONTEXT):
         # Position.pnl_unrealized of a 1 BTC short at 100 marked at 100: (100 - 100) x -1.

@@ -254,11 +254,6 @@ def test_fill_events_are_pure() -> None:
     assert state.qty_filled == D(0)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: order.fill_events only checks overfill for base-sized orders (state.qty); a "
-    "quote-sized order (qty_quote) accepts fills of any total notional",
-)
 def test_fills_beyond_a_quote_sized_orders_amount_are_an_invariant_violation() -> None:
     """A 1,000 USDT buy filled for 1 BTC @ 100 (100 USDT), then 10 BTC @ 100 (1,000 USDT).
 

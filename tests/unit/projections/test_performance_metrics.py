@@ -163,13 +163,6 @@ def test_exposure_is_time_weighted() -> None:
     assert metrics(run)["exposure"] == 0.25
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: projections/performance.py _returns computes (1+total)**(year/span) on numpy floats; "
-    "a short run with a large return overflows and numpy emits 'RuntimeWarning: overflow encountered "
-    "in scalar power' (an exception under warnings-as-errors, a stray stderr line in the CLI) "
-    "instead of returning None quietly",
-)
 def test_annualized_return_of_a_short_high_return_run_is_none_without_warnings() -> None:
     """Tripling in 4 hours annualizes to 3 ** 2190, which no float holds: the answer is None."""
     run = a_run([("100", False), ("200", True), ("300", False)], step=timedelta(hours=2))

@@ -14,14 +14,6 @@ import pytest
 READ_SIDE = ["projections.positions", "projections.portfolio", "projections.runner"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: circular import. projections.positions imports ledger.domain.events, which runs "
-    "ledger/__init__.py, which imports ledger.bootstrap, which imports projections.portfolio -> "
-    "projections.positions while it is half-initialized: `python -c 'import projections.positions'` "
-    "raises ImportError (same for projections.portfolio and projections.runner); it only works when "
-    "something under ledger is imported first",
-)
 @pytest.mark.parametrize("module", READ_SIDE)
 def test_read_side_module_imports_first_in_a_fresh_interpreter(module: str) -> None:
     done = subprocess.run(
