@@ -48,6 +48,17 @@ class Envelope(msgspec.Struct, frozen=True):
 
 
 _ENVELOPE_DECODER = msgspec.json.Decoder(Envelope)
+# The envelope with its event typed, per event class: decode()'s one-pass path.
+_TYPED_ENVELOPE_DECODERS: dict[type[Any], msgspec.json.Decoder[Any]] = {
+    cls: msgspec.json.Decoder(
+        msgspec.defstruct(
+            f"Envelope{cls.__name__}",
+            [("r", str), ("n", int), ("p", str), ("h", str), ("v", int), ("e", cls)],
+            frozen=True,
+        )
+    )
+    for cls in EVENT_TYPES
+}
 
 
 @dataclass(frozen=True)
@@ -83,20 +94,38 @@ def chain_hash(
 
 def encode(event: LedgerEvent, prev: ChainHead) -> tuple[str, bytes, ChainHead]:
     """Return (topic, stored state, new head) for ``event`` appended after ``prev``."""
+    n = prev.n + 1
+    topic, _, state, _, digest = encode_link(event, n, prev.hash, bytes.fromhex(prev.hash), event.run_id.hex)
+    return topic, state, ChainHead(n=n, hash=digest)
+
+
+def encode_link(
+    event: LedgerEvent, n: int, prev_hash: str, prev_digest: bytes, run_hex: str
+) -> tuple[str, str, bytes, bytes, str]:
+    """Return (topic, stream hex, stored state, digest, hex digest) of link ``n`` of a chain.
+
+    The same bytes as ``encode`` (which calls it), for the store's hot path: the caller keeps
+    the previous link's raw digest and the run's hex id instead of re-deriving them per event,
+    and gets the stream's hex id back for its row. ``prev_digest`` is ``bytes.fromhex(prev_hash)``.
+    """
     cls = type(event)
     topic = TOPICS[cls]
     payload = _ENCODER.encode(event)
-    n = prev.n + 1
-    digest = chain_hash(
-        prev.hash, topic, event.originator_id, event.originator_version, cls.class_version, n, payload
+    stream = event.originator_id.hex
+    # chain_hash() inlined (this runs once per stored event): keep the two in step; verify
+    # recomputes every link with chain_hash(), so a divergence cannot go unnoticed.
+    header = f"{topic}\n{stream}\n{event.originator_version}\n{cls.class_version}\n{n}\n"
+    digest = hashlib.sha256(prev_digest + header.encode() + payload).digest()
+    hex_digest = digest.hex()
+    state = b'{"r":"%s","n":%d,"p":"%s","h":"%s","v":%d,"e":%s}' % (
+        run_hex.encode(),
+        n,
+        prev_hash.encode(),
+        hex_digest.encode(),
+        cls.class_version,
+        payload,
     )
-    state = (
-        b'{"r":"%s","n":%d,"p":"%s","h":"%s","v":%d,"e":'
-        % (event.run_id.hex.encode(), n, prev.hash.encode(), digest.encode(), cls.class_version)
-        + payload
-        + b"}"
-    )
-    return topic, state, ChainHead(n=n, hash=digest)
+    return topic, stream, state, digest, hex_digest
 
 
 def decode_envelope(state: bytes) -> Envelope:
@@ -136,6 +165,18 @@ def decode_event(topic: str, envelope: Envelope) -> LedgerEvent:
 
 def decode(topic: str, state: bytes) -> LedgerEvent:
     """Return the domain event stored as ``state`` under ``topic``."""
+    cls = CLASSES.get(topic)
+    decoder = _TYPED_ENVELOPE_DECODERS.get(cls) if cls is not None else None  # type: ignore[arg-type]
+    if decoder is not None:
+        # Fast path, one parse: envelope and current-version event together. Anything else
+        # (an old schema version to upcast, a bad state to report) takes the two-step path.
+        try:
+            envelope = decoder.decode(state)
+        except (msgspec.DecodeError, msgspec.ValidationError, ValueError):
+            pass
+        else:
+            if envelope.v == cls.class_version:  # type: ignore[union-attr]
+                return envelope.e  # type: ignore[no-any-return]
     return decode_event(topic, decode_envelope(state))
 
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -32,9 +33,24 @@ from typing import Any
 from urllib.parse import unquote, urlparse
 from uuid import UUID
 
-from eventsourcing.persistence import IntegrityError, PersistenceError, StoredEvent
+import psycopg
+from eventsourcing.persistence import (
+    ConnectionPoolClosedError,
+    DatabaseError,
+    DataError,
+    IntegrityError,
+    InterfaceError,
+    InternalError,
+    NotSupportedError,
+    OperationalError,
+    PersistenceError,
+    ProgrammingError,
+    StoredEvent,
+)
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
+from eventsourcing.utils import retry
 from eventsourcing.sqlite import (
+    SQLITE3_DEFAULT_LOCK_TIMEOUT,
     SQLiteApplicationRecorder,
     SQLiteConnection,
     SQLiteConnectionPool,
@@ -88,44 +104,294 @@ class Segment:
     hash_to: str
 
 
+# Why 64: every append runs four statements (BEGIN aside); the library opens connections with
+# ``cached_statements=True``, a cache of ONE statement, so each of them was re-parsed per commit.
+_STATEMENT_CACHE = 64
+_INSERT_SEGMENT = "INSERT INTO chain_segments (run_id, n_from, n_to, hash_to) VALUES (?, ?, ?, ?)"
+_SELECT_LOG = "SELECT rowid, topic, state FROM stored_events WHERE rowid>? ORDER BY rowid LIMIT ?"
+
+# One encoded event as LedgerStore.append hands it to a recorder:
+# (stream id, its hex, originator_version, topic, state).
+Row = tuple[UUID, str, int, str, bytes]
+
+
+class _SQLiteLedgerConnection(SQLiteConnection):
+    """The library's connection, keeping a handle on the raw sqlite3 connection."""
+
+    def __init__(self, sqlite_conn: sqlite3.Connection, max_age: float | None) -> None:
+        super().__init__(sqlite_conn=sqlite_conn, max_age=max_age)
+        self.raw = sqlite_conn
+
+
 class _FullSyncPool(SQLiteConnectionPool):
     def _create_connection(self) -> SQLiteConnection:
-        connection = super()._create_connection()
+        return _SQLiteLedgerConnection(sqlite_conn=self.connect_raw(), max_age=self.max_age)
+
+    def connect_raw(self) -> sqlite3.Connection:
+        """Return a new sqlite3 connection set up as the library's pool sets one up.
+
+        eventsourcing 9.5.6's SQLiteConnectionPool._create_connection, except the statement
+        cache (_STATEMENT_CACHE) and synchronous=FULL.
+        """
+        try:
+            c = sqlite3.connect(
+                database=self.db_name,
+                uri=True,
+                check_same_thread=False,
+                isolation_level=None,  # autocommit: transactions BEGIN explicitly
+                cached_statements=_STATEMENT_CACHE,
+                timeout=self.lock_timeout or SQLITE3_DEFAULT_LOCK_TIMEOUT,
+            )
+        except (sqlite3.Error, TypeError) as e:
+            raise InterfaceError(e) from e
+        if not self.is_sqlite_memory_mode and not self.is_journal_mode_wal:
+            cursor = c.cursor()
+            cursor.execute("PRAGMA journal_mode;")
+            if cursor.fetchone()[0].lower() != "wal":
+                cursor.execute("PRAGMA journal_mode=WAL;")
+                self.journal_mode_was_changed_to_wal = True
+            self.is_journal_mode_wal = True
+        c.row_factory = sqlite3.Row
         # Why FULL: see the module docstring; durability of every committed fill.
-        connection.cursor().execute("PRAGMA synchronous=FULL")
-        return connection
+        c.execute("PRAGMA synchronous=FULL")
+        return c
 
 
 class _SQLiteDatastore(SQLiteDatastore):
+    """The library's datastore plus one long-lived connection that appends go through.
+
+    Why a dedicated append connection: checking a connection out of the library's pool and
+    back (semaphore, writer lock, condition variable, bookkeeping) cost more CPU per one-event
+    commit than SQLite's own insert. ``append_lock`` serialises appenders in this process as
+    the pool's writer lock did; other writers (checkpoints, other processes) meet SQLite's own
+    write lock, waited for up to ``lock_timeout``. In-memory databases, where every connection
+    is a separate database, keep appending through the pool.
+    """
+
     def __init__(self, db_name: str) -> None:
+        self.append_lock = threading.Lock()
+        self._append_conn: sqlite3.Connection | None = None
+        self._closed = False
         super().__init__(db_name, lock_timeout=30)
         self.pool = _FullSyncPool(db_name=db_name, lock_timeout=30)
 
+    def append_connection(self) -> sqlite3.Connection:
+        """Return the append connection (opened on first use); hold ``append_lock``."""
+        if self._append_conn is None:
+            if self._closed:
+                msg = "the ledger store is closed"
+                raise ConnectionPoolClosedError(msg)
+            self._append_conn = self.pool.connect_raw()
+        return self._append_conn
+
+    def close(self) -> None:
+        lock = getattr(self, "append_lock", None)
+        if lock is not None:
+            with lock:
+                self._closed = True
+                if self._append_conn is not None:
+                    self._append_conn.close()
+                    self._append_conn = None
+        super().close()
+
+
+# The library's mapping of sqlite3 errors (eventsourcing.sqlite.SQLiteTransaction.__exit__).
+_SQLITE_ERRORS: tuple[tuple[type[sqlite3.Error], type[PersistenceError]], ...] = (
+    (sqlite3.InterfaceError, InterfaceError),
+    (sqlite3.DataError, DataError),
+    (sqlite3.OperationalError, OperationalError),
+    (sqlite3.IntegrityError, IntegrityError),
+    (sqlite3.InternalError, InternalError),
+    (sqlite3.ProgrammingError, ProgrammingError),
+    (sqlite3.NotSupportedError, NotSupportedError),
+    (sqlite3.DatabaseError, DatabaseError),
+    (sqlite3.Error, PersistenceError),
+)
+
+
+def _persistence_error(e: sqlite3.Error) -> PersistenceError:
+    for raw, mapped in _SQLITE_ERRORS:
+        if isinstance(e, raw):
+            return mapped(e)
+    return PersistenceError(e)  # pragma: no cover - sqlite3.Error is the last entry
+
 
 class _SQLiteRecorder(SQLiteApplicationRecorder):
+    def insert_rows(self, rows: Sequence[Row], segments: Sequence[Segment]) -> list[int]:
+        """Insert events and chain segments in one transaction; return the events' rowids.
+
+        The library's insert_events() path (one writer at a time, BEGIN, inserts, COMMIT, the
+        library's error mapping) without its per-commit pool checkout, context managers and
+        StoredEvent objects, which cost more than SQLite itself on a one-event commit.
+        """
+        datastore = self.datastore
+        pool = datastore.pool
+        if pool.is_sqlite_memory_mode:
+            conn = pool.get_connection(is_writer=True)
+            try:
+                return self._insert_rows(conn.raw, rows, segments)  # type: ignore[attr-defined]
+            finally:
+                pool.put_connection(conn)
+        with datastore.append_lock:  # type: ignore[attr-defined]
+            return self._insert_rows(datastore.append_connection(), rows, segments)  # type: ignore[attr-defined]
+
+    def _insert_rows(self, db: sqlite3.Connection, rows: Sequence[Row], segments: Sequence[Segment]) -> list[int]:
+        try:
+            try:
+                db.execute("BEGIN")
+                if len(rows) == 1:
+                    _, stream, version, topic, state = rows[0]
+                    last = db.execute(self.insert_events_statement, (stream, version, topic, state)).lastrowid
+                else:
+                    db.executemany(self.insert_events_statement, [r[1:] for r in rows])
+                    # rowids are contiguous: the transaction holds SQLite's single write lock.
+                    last = db.execute("SELECT MAX(rowid) FROM stored_events").fetchone()[0]
+                if len(segments) == 1:
+                    db.execute(_INSERT_SEGMENT, _segment_params(segments[0]))
+                else:
+                    db.executemany(_INSERT_SEGMENT, [_segment_params(s) for s in segments])
+                db.commit()
+            except BaseException:
+                if db.in_transaction:
+                    db.rollback()
+                raise
+        except sqlite3.Error as e:
+            raise _persistence_error(e) from e
+        return list(range(last - len(rows) + 1, last + 1))
+
+    def select_log(self, after_seq: int, limit: int) -> list[tuple[int, str, bytes]]:
+        """Return (seq, topic, state) of up to ``limit`` events after ``after_seq``.
+
+        The library's select_notifications() query and read transaction, minus what the log's
+        readers never use: a UUID parsed and a Notification built per row.
+        """
+        with self.datastore.transaction(commit=False) as c:
+            cursor = c.sqlite_cursor
+            cursor.row_factory = None  # plain tuples
+            cursor.execute(_SELECT_LOG, (after_seq, limit))
+            return cursor.fetchall()
+
     def _insert_events(
         self,
         c: SQLiteCursor,
         stored_events: Sequence[StoredEvent],
         **kwargs: Any,
     ) -> Sequence[int] | None:
+        # The library's insert_events() entry point (not used by LedgerStore, which calls
+        # insert_rows), kept consistent: events and segments in one transaction.
         segments: Sequence[Segment] = kwargs.get("segments", ())
-        # executemany instead of the library's per-row execute; rowids are contiguous because
-        # the transaction holds SQLite's single write lock.
         c.executemany(
             self.insert_events_statement,
             [(s.originator_id.hex, s.originator_version, s.topic, s.state) for s in stored_events],  # type: ignore[union-attr]
         )
         c.execute("SELECT MAX(rowid) FROM stored_events")
         last = c.fetchone()[0]
-        c.executemany(
-            "INSERT INTO chain_segments (run_id, n_from, n_to, hash_to) VALUES (?, ?, ?, ?)",
-            [(s.run_id.hex, s.n_from, s.n_to, s.hash_to) for s in segments],
-        )
+        c.executemany(_INSERT_SEGMENT, [_segment_params(s) for s in segments])
         return list(range(last - len(stored_events) + 1, last + 1))
 
 
+def _segment_params(s: Segment) -> tuple[str, int, int, str]:
+    return (s.run_id.hex, s.n_from, s.n_to, s.hash_to)
+
+
+# Why 16: up to here one client-bound simple query (one round trip) is cheapest; beyond it,
+# binding thousands of values as SQL text costs more than three round trips with array params.
+_PG_ONE_SHOT_MAX = 16
+
+
 class _PostgresRecorder(PostgresApplicationRecorder):
+    def __init__(self, datastore: PostgresDatastore) -> None:
+        super().__init__(datastore)
+        schema = datastore.schema
+        table = f'"{schema}".{self.events_table_name}'
+        # The library's insert_events() transaction, statement for statement: its lock_timeout,
+        # the EXCLUSIVE table lock that makes notification ids commit in order, the NOTIFY for
+        # subscribers; then our chain segments and the events, returning their ids.
+        self._append_begin = (
+            "BEGIN; "
+            f"SET LOCAL lock_timeout = '{int(datastore.lock_timeout)}s'; "
+            f"LOCK TABLE {table} IN EXCLUSIVE MODE; "
+            f'NOTIFY "{self.channel_name}"'
+        )
+        self._insert_segments = f'INSERT INTO "{schema}".chain_segments (run_id, n_from, n_to, hash_to) VALUES '
+        self._insert_rows = f"INSERT INTO {table} (originator_id, originator_version, topic, state) VALUES "
+        # WITH ORDINALITY ... ORDER BY: rows take notification ids in the caller's order.
+        self._insert_arrays = (
+            f'WITH s AS (INSERT INTO "{schema}".chain_segments (run_id, n_from, n_to, hash_to) '
+            "SELECT * FROM unnest(%s::text[], %s::bigint[], %s::bigint[], %s::text[])) "
+            f"INSERT INTO {table} (originator_id, originator_version, topic, state) "
+            "SELECT o, v, t, s FROM unnest(%b::uuid[], %b::bigint[], %b::text[], %b::bytea[]) "
+            "WITH ORDINALITY AS u(o, v, t, s, i) ORDER BY i "
+            "RETURNING notification_id"
+        )
+
+    def select_log(self, after_seq: int, limit: int) -> list[tuple[int, str, bytes]]:
+        """Return (seq, topic, state) of up to ``limit`` events after ``after_seq``."""
+        notifications = self.select_notifications(start=after_seq, limit=limit, inclusive_of_start=False)
+        return [(n.id, n.topic, n.state) for n in notifications]
+
+    @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
+    def insert_rows(self, rows: Sequence[Row], segments: Sequence[Segment]) -> list[int]:
+        """Insert events and chain segments in one transaction; return their notification ids.
+
+        Why not the library's insert_events(): it sends these statements through psycopg's
+        pipeline mode, whose Python side cost more than the server's work on a one-event commit.
+        A few events go in one simple query (one round trip, values bound client-side by
+        psycopg); a batch in three (begin and lock, one insert of array parameters, commit).
+        """
+        with self.datastore.get_connection() as conn:
+            try:
+                if len(rows) <= _PG_ONE_SHOT_MAX:
+                    ids = self._one_shot(conn, rows, segments)
+                else:
+                    ids = self._with_arrays(conn, rows, segments)
+            except BaseException:
+                if conn.pgconn.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+                    conn.rollback()
+                raise
+        return sorted(ids)
+
+    def _one_shot(self, conn: Any, rows: Sequence[Row], segments: Sequence[Segment]) -> list[int]:
+        params: list[Any] = []
+        for s in segments:
+            params += (s.run_id.hex, s.n_from, s.n_to, s.hash_to)
+        for r in rows:
+            params += (r[0], r[2], r[3], r[4])
+        query = (
+            f"{self._append_begin}; {self._insert_segments}"
+            + ", ".join(["(%s, %s, %s, %s)"] * len(segments))
+            + f"; {self._insert_rows}"
+            + ", ".join(["(%s, %s, %s, %s)"] * len(rows))
+            + " RETURNING notification_id; COMMIT"
+        )
+        with psycopg.ClientCursor(conn) as cur:
+            cur.execute(query, params)
+            while cur.description is None:  # only the RETURNING statement has rows
+                if not cur.nextset():
+                    msg = "the append transaction returned no notification ids"
+                    raise ProgrammingError(msg)
+            return [row["notification_id"] for row in cur.fetchall()]
+
+    def _with_arrays(self, conn: Any, rows: Sequence[Row], segments: Sequence[Segment]) -> list[int]:
+        with conn.cursor() as cur:
+            cur.execute(self._append_begin)
+            cur.execute(
+                self._insert_arrays,
+                (
+                    [s.run_id.hex for s in segments],
+                    [s.n_from for s in segments],
+                    [s.n_to for s in segments],
+                    [s.hash_to for s in segments],
+                    [r[0] for r in rows],
+                    [r[2] for r in rows],
+                    [r[3] for r in rows],
+                    [r[4] for r in rows],
+                ),
+            )
+            ids = [row["notification_id"] for row in cur.fetchall()]
+            cur.execute("COMMIT")
+            return ids
+
     def _insert_events(self, curs: Any, stored_events: Sequence[StoredEvent], **kwargs: Any) -> None:
         segments: Sequence[Segment] = kwargs.get("segments", ())
         if segments:
@@ -157,36 +423,36 @@ class LedgerStore:
         """
         if not events:
             return []
-        heads: dict[UUID, ChainHead] = {}
+        # Per run touched: [n, hex hash, raw digest, run hex] of the newest link; starts keep
+        # the committed head each run's segment extends.
+        links: dict[UUID, list[Any]] = {}
         starts: dict[UUID, ChainHead] = {}
-        stored: list[StoredEvent] = []
+        rows: list[Row] = []
+        encode_link = codec.encode_link
         for event in events:
             run_id = event.run_id
-            head = heads.get(run_id)
-            if head is None:
+            link = links.get(run_id)
+            if link is None:
                 head = self.chain_head(run_id)
                 starts[run_id] = head
-            topic, state, heads[run_id] = codec.encode(event, head)
-            stored.append(
-                StoredEvent(
-                    originator_id=event.originator_id,
-                    originator_version=event.originator_version,
-                    topic=topic,
-                    state=state,
-                )
-            )
+                link = links[run_id] = [head.n, head.hash, bytes.fromhex(head.hash), run_id.hex]
+            n = link[0] + 1
+            topic, stream, state, digest, hex_digest = encode_link(event, n, link[1], link[2], link[3])
+            link[0], link[1], link[2] = n, hex_digest, digest
+            rows.append((event.originator_id, stream, event.originator_version, topic, state))
+        heads = {r: ChainHead(n=link[0], hash=link[1]) for r, link in links.items()}
         segments = [
             Segment(run_id=r, n_from=starts[r].n, n_to=h.n, hash_to=h.hash) for r, h in heads.items()
         ]
         try:
-            ids = self._recorder.insert_events(stored, segments=segments)
+            ids = self._recorder.insert_rows(rows, segments)
         except IntegrityError as e:
             for run_id in heads:
                 self._heads.pop(run_id, None)
             msg = f"another writer appended to the same stream or run first; reload and retry ({e})"
             raise ConcurrencyConflictError(msg) from e
         self._heads.update(heads)
-        return list(ids or [])
+        return ids
 
     def append_chunked(self, events: Sequence[LedgerEvent]) -> None:
         """Append a long history in atomic chunks of ``APPEND_CHUNK`` events."""
@@ -226,7 +492,8 @@ class LedgerStore:
 
     def read_log(self, after_seq: int, limit: int) -> list[tuple[int, LedgerEvent]]:
         """Return up to ``limit`` events after ``after_seq``, in notification order."""
-        return [(n.id, codec.decode(n.topic, n.state)) for n in self._notifications(after_seq, limit)]
+        decode = codec.decode
+        return [(seq, decode(topic, state)) for seq, topic, state in self._recorder.select_log(after_seq, limit)]
 
     def read_rows(self, after_seq: int, limit: int) -> list[StoredRow]:
         """Return up to ``limit`` stored rows after ``after_seq``, undecoded."""
