@@ -190,9 +190,7 @@ class PortfolioProjection:
                     self._mark(run, run.started.instrument, event.price_mark, event.occurred_at)
             case TradingModeSwitched():
                 run.mode = event.mode_to.value
-            case RunStarted() | KillSwitchEngaged() | KillSwitchReleased():
-                pass  # handled above
-            case _:
+            case _:  # RunStarted and the kill switch were handled above
                 assert_never(event)
 
     def _start(self, event: RunStarted) -> None:

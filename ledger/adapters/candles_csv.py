@@ -61,38 +61,24 @@ def _fast_series(lines: list[str], index: list[int], label: str, digest: str) ->
     # that fails a check, returns None so the careful path reports the exact line and field.
     if index != list(range(len(COLUMNS))):
         return None
-    rows = []
-    for line in lines[1:]:
-        match = _PLAIN_ROW.fullmatch(line)
-        if match is None:
-            return None
-        rows.append(match.groups())
-    if len(rows) < 2:  # noqa: PLR2004 - the careful path explains
+    rows = _plain_rows(lines)
+    if rows is None:
         return None
-    scale = max((len(frac) for row in rows for frac in row[2:9:2] if frac is not None), default=0)
-    if scale > PRICE_SCALE_MAX:
+    parsed = _price_units(rows)
+    if parsed is None:
         return None
-    factor = 10**scale
-    if any(len(row[position]) > 18 for row in rows for position in (1, 3, 5, 7)):  # noqa: PLR2004 - digits of 2**62
-        return None
-    columns: list[list[int]] = [[], [], [], []]
-    for row in rows:
-        for column, position in zip(columns, (1, 3, 5, 7), strict=True):
-            frac = row[position + 1]
-            units = int(row[position]) * factor
-            if frac is not None:
-                units += int(frac) * 10 ** (scale - len(frac))
-            column.append(units)
+    scale, columns = parsed
     stamps = np.array([int(row[0]) for row in rows], dtype=np.int64)
     o, h, lo, c = (np.array(column, dtype=np.int64) for column in columns)
-    valid = (
+    consistent = (
         bool(np.all(np.diff(stamps) > 0))
         and bool(np.all(np.minimum(np.minimum(o, h), np.minimum(lo, c)) > 0))
         and bool(np.all(h >= np.maximum(o, c)))
         and bool(np.all(lo <= np.minimum(o, c)))
     )
-    if not valid:
+    if not consistent:
         return None
+    interval = int(np.min(np.diff(stamps)))
     return Candles(
         source=label,
         digest=digest,
@@ -102,8 +88,37 @@ def _fast_series(lines: list[str], index: list[int], label: str, digest: str) ->
         low=lo,
         close=c,
         price_scale=scale,
-        interval_ms=int(np.min(np.diff(stamps))),
+        interval_ms=interval,
     )
+
+
+def _plain_rows(lines: list[str]) -> list[tuple[str | None, ...]] | None:
+    rows = []
+    for line in lines[1:]:
+        match = _PLAIN_ROW.fullmatch(line)
+        if match is None:
+            return None
+        rows.append(match.groups())
+    return rows if len(rows) >= 2 else None  # noqa: PLR2004 - the careful path explains
+
+
+def _price_units(rows: list[tuple[str | None, ...]]) -> tuple[int, list[list[int]]] | None:
+    # Groups 1/3/5/7 are the integer parts of open/high/low/close, 2/4/6/8 their fractions.
+    scale = max((len(frac) for row in rows for frac in row[2:9:2] if frac is not None), default=0)
+    if scale > PRICE_SCALE_MAX:
+        return None
+    factor = 10**scale
+    columns: list[list[int]] = [[], [], [], []]
+    for row in rows:
+        for column, position in zip(columns, (1, 3, 5, 7), strict=True):
+            frac = row[position + 1]
+            units = int(row[position] or "0") * factor
+            if frac is not None:
+                units += int(frac) * 10 ** (scale - len(frac))
+            column.append(units)
+    if max(max(column) for column in columns) >= PRICE_UNITS_MAX:
+        return None
+    return scale, columns
 
 
 def _read_bytes(path: Path) -> bytes:

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from decimal import Decimal, localcontext
 
 from ledger.application.candles import Candles
+from ledger.domain.errors import InvariantViolationError
 from ledger.domain.events import OrderPlaced, OrderType
 from ledger.domain.instruments import Instrument
 from ledger.domain.numbers import LEDGER_CONTEXT, ZERO, round_down_to_step
@@ -69,11 +70,13 @@ class BacktestExchange:
         price = self._candles.price(self._candles.open[self._bar])
         at = self._candles.open_at(self._bar)
         with localcontext(LEDGER_CONTEXT):
-            qty = (
-                order.qty
-                if order.qty is not None
-                else round_down_to_step(order.qty_quote / price, self._instrument.qty_step)
-            )  # type: ignore[operator]
+            if order.qty is not None:
+                qty = order.qty
+            elif order.qty_quote is not None:
+                qty = round_down_to_step(order.qty_quote / price, self._instrument.qty_step)
+            else:  # OrderPlaced guarantees one of the two
+                msg = f"order {order.client_order_id} has neither qty nor qty_quote"
+                raise InvariantViolationError(msg)
             if qty < self._instrument.qty_min or qty == ZERO:
                 return OrderEnded(
                     client_order_id=order.client_order_id,

@@ -40,7 +40,12 @@ EXIT_BAD_INPUT = 2
 EXIT_INTEGRITY = 3
 EXIT_REFUSED = 4
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, help="Event-sourced trading ledger engine.")
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Event-sourced trading ledger engine.",
+)
 # Why a fixed width off a terminal: piped output should not squeeze ids and amounts.
 out = Console() if sys.stdout.isatty() else Console(width=200)
 err = Console(stderr=True) if sys.stderr.isatty() else Console(stderr=True, width=200)
