@@ -311,7 +311,7 @@ def report(results: list[tuple[dict[str, Any], dict[str, Any]]]) -> None:
         ratio = ledger["ratio"]
         lat = lambda r: f"{r['p50']:.3f} / {r['p99']:.3f}" if "p50" in r else "-"  # noqa: E731
         rows.append([ledger["name"], f"{ledger['n']:,}", str(ledger["reps"]), f"{ledger['rate']:,.0f}",
-                     f"{floor['rate']:,.0f}", f"{ratio:.2f}", lat(ledger), lat(floor)])
+                     f"{floor['rate']:,.0f}", f"{ratio:.3f}", lat(ledger), lat(floor)])
     say()
     say(_util.table(rows, ["W2 path", "events", "reps", "ledger ev/s", "floor ev/s", "ratio*", "ledger p50/p99 ms", "floor p50/p99 ms"]))
 
@@ -346,7 +346,7 @@ def main() -> None:  # noqa: PLR0915 - one linear benchmark
             pair = pair_of(rep, single=single, n=n)
             pairs.append(pair)
             say(f"{kind} {'one per commit' if single else 'batched'} rep {rep + 1}: "
-                f"ledger {n / pair.ledger:,.0f}/s, floor {n / pair.floor:,.0f}/s, ratio {pair.floor / pair.ledger:.2f}")
+                f"ledger {n / pair.ledger:,.0f}/s, floor {n / pair.floor:,.0f}/s, ratio {pair.floor / pair.ledger:.3f}")
         label = f"{kind} one per commit" if single else f"{kind} batches of {BATCH}"
         ledger = summarise(label, n, [p.ledger for p in pairs], [p.ledger_lat for p in pairs] if single else None)
         ledger["ratio"] = median([p.floor / p.ledger for p in pairs])  # paired: same rep, same disk weather
@@ -393,9 +393,9 @@ def main() -> None:  # noqa: PLR0915 - one linear benchmark
         if "p50" in ledger:
             ok = ratio >= 0.80 and (not ledger["name"].startswith("SQLite") or ledger["p99"] <= 5.0)
             extra = f", p99 {ledger['p99']:.3f} ms" if ledger["name"].startswith("SQLite") else ""
-            say(f"  {ledger['name']}: ratio {ratio:.2f}{extra} -> {'MET' if ok else 'MISSED'}")
+            say(f"  {ledger['name']}: ratio {ratio:.3f}{extra} -> {'MET' if ok else 'MISSED'}")
         else:
-            say(f"  {ledger['name']}: ratio {ratio:.2f} -> {'MET' if ratio >= 0.50 else 'MISSED'}")
+            say(f"  {ledger['name']}: ratio {ratio:.3f} -> {'MET' if ratio >= 0.50 else 'MISSED'}")
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ Timed, interleaved, ``--reps`` times each:
 * ledger: ``projections.runner.rebuild(store, PortfolioProjection())``, i.e. ``read_log`` pages
   of 5,000 (stored rows -> typed domain events) folded by ``apply``;
 * ledger read only: the same ``read_log`` pages without the fold (where the time goes);
+* raw rows + ``codec.decode``: the typed decode without the store (the store's own share);
 * floor: raw ``sqlite3`` reading the same rows in the same 5,000-row pages and decoding each
   state with ``msgspec.json.decode`` (untyped: the least work that still parses every byte).
 
@@ -26,6 +27,7 @@ from __future__ import annotations
 import argparse
 import cProfile
 import functools
+import gc
 import io
 import json
 import os
@@ -44,6 +46,7 @@ import _util
 from _util import median, say
 
 import ledger.bootstrap as bootstrap
+from ledger.adapters.codec import decode as typed_decode
 from ledger.adapters.store import open_store
 from projections.portfolio import PortfolioProjection
 from projections.runner import PAGE_SIZE, rebuild
@@ -129,7 +132,8 @@ def ledger_read_only(path: Path) -> tuple[float, int]:
     return elapsed, n
 
 
-def floor_read(path: Path) -> tuple[float, int]:
+def floor_read(path: Path, *, typed: bool = False) -> tuple[float, int]:
+    """Read every row raw; decode each state untyped (the floor) or with ``codec.decode``."""
     decode = msgspec.json.decode
     conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     t0 = time.perf_counter()
@@ -139,8 +143,12 @@ def floor_read(path: Path) -> tuple[float, int]:
         rows = conn.execute(sql, (after, PAGE_SIZE)).fetchall()
         if not rows:
             break
-        for _seq, _topic, state in rows:
-            decode(state)
+        if typed:
+            for _seq, topic, state in rows:
+                typed_decode(topic, state)
+        else:
+            for _seq, _topic, state in rows:
+                decode(state)
         n += len(rows)
         after = rows[-1][0]
     elapsed = time.perf_counter() - t0
@@ -175,24 +183,31 @@ def main() -> None:
     n = meta["events"]
     say(f"log: {n:,} events, {len(meta['runs'])} runs, {os.path.getsize(path) / 1e6:.0f} MB")
     floor_read(path)  # warm the page cache for everyone
-    reb, rd, fl = [], [], []
+    reb, rd, fl, ty = [], [], [], []
     for rep in range(a.reps):
         t_floor, n_floor = floor_read(path)
+        t_typed, _ = floor_read(path, typed=True)
         t_read, n_read = ledger_read_only(path)
         t_rebuild, projection = ledger_rebuild(path)
         assert n_floor == n_read == n, (n_floor, n_read, n)
         if rep == 0:
             check(projection, meta)
+        del projection  # a big live heap would slow the next measurements' garbage collections
+        gc.collect()
         fl.append(t_floor)
+        ty.append(t_typed)
         rd.append(t_read)
         reb.append(t_rebuild)
         say(f"rep {rep + 1}: rebuild {n / t_rebuild:,.0f} ev/s, read_log only {n / t_read:,.0f} ev/s, "
-            f"floor {n / t_floor:,.0f} ev/s")
+            f"raw + codec.decode {n / t_typed:,.0f} ev/s, floor {n / t_floor:,.0f} ev/s")
     ratio = median([f / r for f, r in zip(fl, reb, strict=True)])
     ratio_read = median([f / r for f, r in zip(fl, rd, strict=True)])
+    ratio_typed = median([f / r for f, r in zip(fl, ty, strict=True)])
     rows = [
         ["rebuild PortfolioProjection (read_log + apply)", f"{n / median(reb):,.0f}", f"{median(reb):.2f}", f"{ratio:.2f}"],
         ["read_log only (rows -> typed events)", f"{n / median(rd):,.0f}", f"{median(rd):.2f}", f"{ratio_read:.2f}"],
+        ["raw sqlite3 + codec.decode (typed events, no store)", f"{n / median(ty):,.0f}", f"{median(ty):.2f}",
+         f"{ratio_typed:.2f}"],
         ["floor: raw sqlite3 + msgspec.json.decode", f"{n / median(fl):,.0f}", f"{median(fl):.2f}", "1.00"],
     ]
     say()

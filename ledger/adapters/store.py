@@ -113,6 +113,8 @@ _SELECT_LOG = "SELECT rowid, topic, state FROM stored_events WHERE rowid>? ORDER
 # One encoded event as LedgerStore.append hands it to a recorder:
 # (stream id, its hex, originator_version, topic, state).
 Row = tuple[UUID, str, int, str, bytes]
+# One chain_segments row as LedgerStore.append hands it to a recorder: (run hex, n_from, n_to, hash_to).
+SegmentRow = tuple[str, int, int, str]
 
 
 class _SQLiteLedgerConnection(SQLiteConnection):
@@ -217,7 +219,7 @@ def _persistence_error(e: sqlite3.Error) -> PersistenceError:
 
 
 class _SQLiteRecorder(SQLiteApplicationRecorder):
-    def insert_rows(self, rows: Sequence[Row], segments: Sequence[Segment]) -> list[int]:
+    def insert_rows(self, rows: Sequence[Row], segments: Sequence[SegmentRow]) -> list[int]:
         """Insert events and chain segments in one transaction; return the events' rowids.
 
         The library's insert_events() path (one writer at a time, BEGIN, inserts, COMMIT, the
@@ -235,7 +237,7 @@ class _SQLiteRecorder(SQLiteApplicationRecorder):
         with datastore.append_lock:  # type: ignore[attr-defined]
             return self._insert_rows(datastore.append_connection(), rows, segments)  # type: ignore[attr-defined]
 
-    def _insert_rows(self, db: sqlite3.Connection, rows: Sequence[Row], segments: Sequence[Segment]) -> list[int]:
+    def _insert_rows(self, db: sqlite3.Connection, rows: Sequence[Row], segments: Sequence[SegmentRow]) -> list[int]:
         try:
             try:
                 db.execute("BEGIN")
@@ -247,9 +249,9 @@ class _SQLiteRecorder(SQLiteApplicationRecorder):
                     # rowids are contiguous: the transaction holds SQLite's single write lock.
                     last = db.execute("SELECT MAX(rowid) FROM stored_events").fetchone()[0]
                 if len(segments) == 1:
-                    db.execute(_INSERT_SEGMENT, _segment_params(segments[0]))
+                    db.execute(_INSERT_SEGMENT, segments[0])
                 else:
-                    db.executemany(_INSERT_SEGMENT, [_segment_params(s) for s in segments])
+                    db.executemany(_INSERT_SEGMENT, segments)
                 db.commit()
             except BaseException:
                 if db.in_transaction:
@@ -294,8 +296,9 @@ def _segment_params(s: Segment) -> tuple[str, int, int, str]:
     return (s.run_id.hex, s.n_from, s.n_to, s.hash_to)
 
 
-# Why 16: up to here one client-bound simple query (one round trip) is cheapest; beyond it,
-# binding thousands of values as SQL text costs more than three round trips with array params.
+# Why 16: the live path appends a handful of events at a time, where one round trip with the
+# values bound client-side as SQL text wins; a backtest chunk of 1,000 is cheaper as three round
+# trips with binary array parameters than as 4,000 values escaped into SQL text.
 _PG_ONE_SHOT_MAX = 16
 
 
@@ -313,10 +316,10 @@ class _PostgresRecorder(PostgresApplicationRecorder):
             f"LOCK TABLE {table} IN EXCLUSIVE MODE; "
             f'NOTIFY "{self.channel_name}"'
         )
-        self._insert_segments = f'INSERT INTO "{schema}".chain_segments (run_id, n_from, n_to, hash_to) VALUES '
-        self._insert_rows = f"INSERT INTO {table} (originator_id, originator_version, topic, state) VALUES "
+        self._insert_segments_sql = f'INSERT INTO "{schema}".chain_segments (run_id, n_from, n_to, hash_to) VALUES '
+        self._insert_events_sql = f"INSERT INTO {table} (originator_id, originator_version, topic, state) VALUES "
         # WITH ORDINALITY ... ORDER BY: rows take notification ids in the caller's order.
-        self._insert_arrays = (
+        self._insert_arrays_sql = (
             f'WITH s AS (INSERT INTO "{schema}".chain_segments (run_id, n_from, n_to, hash_to) '
             "SELECT * FROM unnest(%s::text[], %s::bigint[], %s::bigint[], %s::text[])) "
             f"INSERT INTO {table} (originator_id, originator_version, topic, state) "
@@ -331,7 +334,7 @@ class _PostgresRecorder(PostgresApplicationRecorder):
         return [(n.id, n.topic, n.state) for n in notifications]
 
     @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
-    def insert_rows(self, rows: Sequence[Row], segments: Sequence[Segment]) -> list[int]:
+    def insert_rows(self, rows: Sequence[Row], segments: Sequence[SegmentRow]) -> list[int]:
         """Insert events and chain segments in one transaction; return their notification ids.
 
         Why not the library's insert_events(): it sends these statements through psycopg's
@@ -351,16 +354,16 @@ class _PostgresRecorder(PostgresApplicationRecorder):
                 raise
         return sorted(ids)
 
-    def _one_shot(self, conn: Any, rows: Sequence[Row], segments: Sequence[Segment]) -> list[int]:
+    def _one_shot(self, conn: Any, rows: Sequence[Row], segments: Sequence[SegmentRow]) -> list[int]:
         params: list[Any] = []
         for s in segments:
-            params += (s.run_id.hex, s.n_from, s.n_to, s.hash_to)
+            params += s
         for r in rows:
             params += (r[0], r[2], r[3], r[4])
         query = (
-            f"{self._append_begin}; {self._insert_segments}"
+            f"{self._append_begin}; {self._insert_segments_sql}"
             + ", ".join(["(%s, %s, %s, %s)"] * len(segments))
-            + f"; {self._insert_rows}"
+            + f"; {self._insert_events_sql}"
             + ", ".join(["(%s, %s, %s, %s)"] * len(rows))
             + " RETURNING notification_id; COMMIT"
         )
@@ -372,16 +375,16 @@ class _PostgresRecorder(PostgresApplicationRecorder):
                     raise ProgrammingError(msg)
             return [row["notification_id"] for row in cur.fetchall()]
 
-    def _with_arrays(self, conn: Any, rows: Sequence[Row], segments: Sequence[Segment]) -> list[int]:
+    def _with_arrays(self, conn: Any, rows: Sequence[Row], segments: Sequence[SegmentRow]) -> list[int]:
         with conn.cursor() as cur:
             cur.execute(self._append_begin)
             cur.execute(
-                self._insert_arrays,
+                self._insert_arrays_sql,
                 (
-                    [s.run_id.hex for s in segments],
-                    [s.n_from for s in segments],
-                    [s.n_to for s in segments],
-                    [s.hash_to for s in segments],
+                    [s[0] for s in segments],
+                    [s[1] for s in segments],
+                    [s[2] for s in segments],
+                    [s[3] for s in segments],
                     [r[0] for r in rows],
                     [r[2] for r in rows],
                     [r[3] for r in rows],
@@ -423,10 +426,9 @@ class LedgerStore:
         """
         if not events:
             return []
-        # Per run touched: [n, hex hash, raw digest, run hex] of the newest link; starts keep
-        # the committed head each run's segment extends.
+        # Per run touched: [n, hex hash, raw digest, run hex, n of the committed head] of the
+        # newest link; the committed head's n is where the run's segment starts.
         links: dict[UUID, list[Any]] = {}
-        starts: dict[UUID, ChainHead] = {}
         rows: list[Row] = []
         encode_link = codec.encode_link
         for event in events:
@@ -434,24 +436,22 @@ class LedgerStore:
             link = links.get(run_id)
             if link is None:
                 head = self.chain_head(run_id)
-                starts[run_id] = head
-                link = links[run_id] = [head.n, head.hash, bytes.fromhex(head.hash), run_id.hex]
+                link = links[run_id] = [head.n, head.hash, bytes.fromhex(head.hash), run_id.hex, head.n]
             n = link[0] + 1
             topic, stream, state, digest, hex_digest = encode_link(event, n, link[1], link[2], link[3])
             link[0], link[1], link[2] = n, hex_digest, digest
             rows.append((event.originator_id, stream, event.originator_version, topic, state))
-        heads = {r: ChainHead(n=link[0], hash=link[1]) for r, link in links.items()}
-        segments = [
-            Segment(run_id=r, n_from=starts[r].n, n_to=h.n, hash_to=h.hash) for r, h in heads.items()
-        ]
+        # (run hex, n_from, n_to, hash_to): one chain_segments row per run touched.
+        segments = [(link[3], link[4], link[0], link[1]) for link in links.values()]
         try:
             ids = self._recorder.insert_rows(rows, segments)
         except IntegrityError as e:
-            for run_id in heads:
+            for run_id in links:
                 self._heads.pop(run_id, None)
             msg = f"another writer appended to the same stream or run first; reload and retry ({e})"
             raise ConcurrencyConflictError(msg) from e
-        self._heads.update(heads)
+        for run_id, link in links.items():
+            self._heads[run_id] = ChainHead(n=link[0], hash=link[1])
         return ids
 
     def append_chunked(self, events: Sequence[LedgerEvent]) -> None:
