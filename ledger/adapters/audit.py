@@ -54,12 +54,15 @@ def verify(store: LedgerStore, run_id: UUID | None = None) -> VerifyReport:
     """Recompute every run's hash chain (or one run's) and report the first bad event.
 
     An edited row fails its own hash; a deleted or reordered row breaks the next row's link
-    (its position or previous hash); rows deleted from the end fall short of the head
-    recorded at commit time.
+    (its position or previous hash). Every append also committed the run's hash at its last
+    event (``chain_segments``, written in the same transaction), so an edit whose later links
+    were all re-hashed still differs from a committed hash, and rows deleted from the end, or
+    forged after it, disagree with the committed head.
     """
     report = VerifyReport()
     heads: dict[UUID, tuple[int, str]] = {}
     broken: set[UUID] = set()
+    committed = store.chain_segments()
     for row in iter_rows(store):
         fault, run, link = _check_row(row, heads)
         if run is None or (run_id is not None and run != run_id) or run in broken:
@@ -67,27 +70,47 @@ def verify(store: LedgerStore, run_id: UUID | None = None) -> VerifyReport:
                 report.faults.append(fault)
             continue
         report.events += 1
+        if fault is None:
+            fault = _check_committed(run, row.seq, link, committed.get(run, {}))
         if fault is not None:
             report.faults.append(fault)
             broken.add(run)
             continue
         heads[run] = link
-    committed = store.chain_heads()
-    for run, head in committed.items():
+    for run in sorted(set(committed) | set(heads)):
         if (run_id is not None and run != run_id) or run in broken:
             continue
-        seen = heads.get(run, (0, GENESIS_HASH))
-        if seen[0] < head.n:
-            report.faults.append(
-                ChainFault(
-                    run_id=run,
-                    seq=None,
-                    n=seen[0] + 1,
-                    reason=f"the chain was committed up to event {head.n} but stored rows stop at {seen[0]}",
-                )
-            )
+        fault = _check_head(run, heads.get(run, (0, GENESIS_HASH)), committed.get(run, {}))
+        if fault is not None:
+            report.faults.append(fault)
     report.runs = {run: link for run, link in heads.items() if run_id is None or run == run_id}
     return report
+
+
+def _check_committed(run: UUID, seq: int, link: tuple[int, str], hashes: dict[int, str]) -> ChainFault | None:
+    n, digest = link
+    expected = hashes.get(n)
+    if expected is None or expected == digest:
+        return None
+    reason = (
+        f"event {n} hashes to {digest[:16]}… but {expected[:16]}… was committed there: "
+        "this or an earlier event was edited and the chain re-hashed"
+    )
+    return ChainFault(run_id=run, seq=seq, n=n, reason=reason)
+
+
+def _check_head(run: UUID, seen: tuple[int, str], hashes: dict[int, str]) -> ChainFault | None:
+    head = max(hashes, default=0)
+    if seen[0] < head:
+        reason = f"the chain was committed up to event {head} but stored rows stop at {seen[0]}"
+        return ChainFault(run_id=run, seq=None, n=seen[0] + 1, reason=reason)
+    if seen[0] > head:
+        reason = (
+            f"stored rows run to event {seen[0]} but the chain was committed only up to {head}: "
+            "events were added outside the ledger"
+        )
+        return ChainFault(run_id=run, seq=None, n=head + 1, reason=reason)
+    return None
 
 
 def _check_row(

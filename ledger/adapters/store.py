@@ -485,6 +485,14 @@ class LedgerStore:
         )
         return {UUID(r[0]): ChainHead(n=r[1], hash=r[2]) for r in rows}
 
+    def chain_segments(self) -> dict[UUID, dict[int, str]]:
+        """Return, per run, the hash committed at the end of every append (n_to -> hash_to)."""
+        rows = self._query(f"SELECT run_id, n_to, hash_to FROM {self._prefix}chain_segments", ())  # noqa: S608
+        committed: dict[UUID, dict[int, str]] = {}
+        for run, n_to, hash_to in rows:
+            committed.setdefault(UUID(run), {})[int(n_to)] = hash_to
+        return committed
+
     def read_stream(self, stream_id: UUID, *, desc: bool = False, limit: int | None = None) -> list[LedgerEvent]:
         """Return the events of one stream in version order (or reversed)."""
         stored = self._recorder.select_events(stream_id, desc=desc, limit=limit)
