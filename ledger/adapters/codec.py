@@ -151,6 +151,12 @@ def decode_event(topic: str, envelope: Envelope) -> LedgerEvent:
     if cls is None:
         msg = f"unknown event topic {topic!r}; register_topic() the class it was renamed to"
         raise CodecError(msg)
+    if envelope.v > cls.class_version:
+        msg = (
+            f"stored {topic} event has schema version {envelope.v}, newer than this code's "
+            f"{cls.class_version}: it was written by a newer tradeledger; upgrade to read it"
+        )
+        raise CodecError(msg)
     try:
         if envelope.v == cls.class_version:
             return _DECODERS[cls].decode(envelope.e)  # type: ignore[no-any-return]

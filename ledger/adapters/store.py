@@ -535,14 +535,19 @@ class LedgerStore:
             ConcurrencyConflictError: another process moved the checkpoint since it was loaded.
         """
         p, ph = self._prefix, self._ph
+        if expected_seq is None:
+            try:
+                with self._datastore.transaction(commit=True) as c:
+                    c.execute(
+                        f"INSERT INTO {p}projection_checkpoints (name, version, last_seq, state) "  # noqa: S608
+                        f"VALUES ({ph}, {ph}, {ph}, {ph})",
+                        (name, version, last_seq, state),
+                    )
+            except IntegrityError as e:
+                msg = f"projection {name} was first saved by another process; reload"
+                raise ConcurrencyConflictError(msg) from e
+            return
         with self._datastore.transaction(commit=True) as c:
-            if expected_seq is None:
-                c.execute(
-                    f"INSERT INTO {p}projection_checkpoints (name, version, last_seq, state) "  # noqa: S608
-                    f"VALUES ({ph}, {ph}, {ph}, {ph})",
-                    (name, version, last_seq, state),
-                )
-                return
             c.execute(
                 f"UPDATE {p}projection_checkpoints SET version = {ph}, last_seq = {ph}, state = {ph} "  # noqa: S608
                 f"WHERE name = {ph} AND last_seq = {ph}",
@@ -600,14 +605,47 @@ def _create_postgres(url: str) -> LedgerStore:
         pool_size=2,
     )
     prefix = f'"{schema}".'
-    with datastore.transaction(commit=True) as c:
-        c.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
     recorder = _PostgresRecorder(datastore)
-    recorder.create_table()
-    with datastore.transaction(commit=True) as c:
-        c.execute(_SEGMENTS_DDL.format(p=prefix))
-        c.execute(_CHECKPOINTS_DDL.format(p=prefix, blob="BYTEA"))
+    _ensure_postgres_tables(datastore, recorder, schema, prefix)
     return LedgerStore(recorder, datastore, placeholder="%s", prefix=prefix)
+
+
+# Why an advisory lock: PostgreSQL's IF NOT EXISTS DDL is not safe against itself, so several
+# processes opening one new ledger at once collide ("tuple concurrently updated"). The first
+# opener creates the tables under the lock; later ones see them and run no DDL at all.
+_DDL_LOCK_KEY = 0x7472_6164_656C_6467  # "tradeldg"
+
+
+def _ensure_postgres_tables(datastore: PostgresDatastore, recorder: _PostgresRecorder, schema: str, prefix: str) -> None:
+    def present() -> bool:
+        with datastore.transaction(commit=False) as c:
+            c.execute(
+                "SELECT to_regclass(%s) IS NOT NULL AND to_regclass(%s) IS NOT NULL "
+                "AND to_regclass(%s) IS NOT NULL AS ok",
+                [f"{prefix}stored_events", f"{prefix}chain_segments", f"{prefix}projection_checkpoints"],
+            )
+            row = c.fetchone()
+            return bool(row["ok"] if isinstance(row, dict) else row[0])
+
+    if present():
+        datastore.register_type_adapters()
+        return
+    with datastore.get_connection() as lock_conn:
+        lock_conn.execute("SELECT pg_advisory_lock(%s)", [_DDL_LOCK_KEY])
+        lock_conn.commit()
+        try:
+            if present():
+                datastore.register_type_adapters()
+                return
+            with datastore.transaction(commit=True) as c:
+                c.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+            recorder.create_table()
+            with datastore.transaction(commit=True) as c:
+                c.execute(_SEGMENTS_DDL.format(p=prefix))
+                c.execute(_CHECKPOINTS_DDL.format(p=prefix, blob="BYTEA"))
+        finally:
+            lock_conn.execute("SELECT pg_advisory_unlock(%s)", [_DDL_LOCK_KEY])
+            lock_conn.commit()
 
 
 def is_postgres_url(url: str) -> bool:
@@ -643,12 +681,20 @@ def open_store(url: str, *, create: bool) -> LedgerStore:
 
 
 def _check_sqlite_file(path: Path) -> None:
+    # Refuse anything that is not empty or already a ledger: a read must never add our tables
+    # to another application's database.
     try:
         with contextlib_closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as c:
-            c.execute("SELECT name FROM sqlite_master LIMIT 1").fetchall()
+            tables = {row[0] for row in c.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     except sqlite3.DatabaseError as e:
         msg = f"--ledger: {path} is not a SQLite ledger ({e}); point --ledger at a tradeledger.db file"
         raise BadInputError(msg) from e
+    if tables and "stored_events" not in tables:
+        msg = (
+            f"--ledger: {path} is another application's SQLite database (no stored_events table); "
+            "point --ledger at a tradeledger ledger or a new file"
+        )
+        raise BadInputError(msg)
 
 
 @contextmanager

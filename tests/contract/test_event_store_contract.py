@@ -349,12 +349,6 @@ def test_checkpoints_are_kept_per_projection(store: LedgerStore) -> None:
     assert store.load_checkpoint("b") == (3, 2, b"b")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: LedgerStore.save_checkpoint(expected_seq=None) on an existing checkpoint lets "
-    "eventsourcing.persistence.IntegrityError escape instead of the documented "
-    "ConcurrencyConflictError (two processes both saving their first checkpoint)",
-)
 def test_two_first_checkpoint_saves_conflict_with_a_concurrency_error(
     store: LedgerStore, second_store: LedgerStore
 ) -> None:

@@ -294,13 +294,6 @@ def test_ledger_path_that_is_not_a_database_is_left_alone(cli, tmp_path: Path) -
     _run_refused(cli, directory / "notes.db", ["sessions"], ("--ledger", "notes.db"), tmp_path)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: ledger/adapters/store.py open_store(create=False) runs CREATE TABLE on any existing "
-    "SQLite file: `tradeledger --ledger someone_elses.sqlite sessions` adds stored_events, "
-    "chain_segments and projection_checkpoints to a foreign database (and writes a .duckdb beside "
-    "it), exit 0, instead of refusing with exit 2 and leaving it unchanged",
-)
 def test_read_command_on_a_foreign_sqlite_database_leaves_it_unchanged(cli, tmp_path: Path) -> None:
     import sqlite3  # noqa: PLC0415 - only this test builds a foreign database
 
@@ -341,7 +334,7 @@ def test_broken_sql_is_refused_with_duckdbs_message(cli, existing_ledger: Path, 
 def test_broken_sql_prints_duckdbs_message_in_one_line_and_leaves_the_ledger(
     cli, existing_ledger: Path, tmp_path: Path
 ) -> None:
-    # The exit code is covered (xfail) above; this pins the message and the untouched store.
+    # This pins the message and the untouched store.
     before = hashlib.sha256(existing_ledger.read_bytes()).hexdigest()
 
     _, out, err = cli("--ledger", existing_ledger, "query", "SELEC broken", cwd=tmp_path)

@@ -152,13 +152,6 @@ def test_stale_runner_gets_a_concurrency_conflict_on_save(
     assert reloaded.projection.snapshot() == _rebuilt(ledger)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=IntegrityError,
-    reason="BUG: ledger/adapters/store.py save_checkpoint: when two runners both start with no "
-    "checkpoint, the loser's first save is a plain INSERT that hits the primary key and raises "
-    "eventsourcing.persistence.IntegrityError instead of ConcurrencyConflictError",
-)
 def test_two_runners_racing_for_the_first_checkpoint_conflict_cleanly(
     ledger: LedgerStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:

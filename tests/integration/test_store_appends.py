@@ -205,13 +205,6 @@ def _open_concurrently(url: str, count: int) -> list[BaseException]:
 
 
 @pytest.mark.postgres
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: store._create_postgres runs DDL on every open (CREATE SCHEMA/TABLE IF NOT EXISTS, "
-    "the library's CREATE OR REPLACE FUNCTION); processes opening one PostgreSQL ledger at the same "
-    "time fail with StoreError 'tuple concurrently updated' or 'relation \"stored_events\" already "
-    "exists' (seen in 19 of 20 rounds of 4 openers)",
-)
 def test_several_processes_can_open_one_postgres_ledger_at_once(postgres_url: str) -> None:
     open_store(postgres_url, create=True).close()  # the ledger exists, as for a second process
 
@@ -244,11 +237,6 @@ def test_opening_a_file_that_is_not_sqlite_is_bad_input(tmp_path) -> None:
     assert junk.read_bytes() == b"this is not a database " * 100
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: open_store(path, create=False) on an existing SQLite database that is not a ledger "
-    "(another application's file) creates the ledger tables in it instead of refusing",
-)
 def test_opening_another_applications_sqlite_file_leaves_it_untouched(tmp_path) -> None:
     foreign = tmp_path / "app.sqlite"
     with sqlite3.connect(foreign) as raw:
