@@ -7,7 +7,8 @@ deterministically, and decodes them straight back into the dataclass. The stored
 
     {"r":"<run hex>","n":N,"p":"<prev hash>","h":"<hash>","v":V,"e":{...event...}}
 
-``h = sha256(p_bytes || "topic\\nstream\\nversion\\nv\\nn\\n" || e_bytes)``: each event commits to
+``h = sha256(p_bytes || header || e_bytes)`` where the header is topic, stream, version, schema
+version and chain position, one per line: each event commits to
 the previous event of the same run, so an edited, deleted or reordered row breaks the chain.
 """
 
@@ -78,7 +79,7 @@ def register_topic(topic: str, cls: type[Any]) -> None:
     CLASSES[topic] = cls
 
 
-def chain_hash(
+def chain_hash(  # noqa: PLR0913, PLR0917 - one argument per hashed field, as auditors read it
     prev: str,
     topic: str,
     originator_id: UUID,
