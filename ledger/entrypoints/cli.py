@@ -31,6 +31,7 @@ from ledger.domain.errors import (
     RunNotFoundError,
     TradingHaltedError,
 )
+from ledger.domain.numbers import plain
 from ledger.entrypoints import report as report_page
 from ledger.entrypoints import views
 from projections import analytics
@@ -339,7 +340,7 @@ def query(
 
 def _jsonable(value: Any) -> Any:
     if isinstance(value, Decimal):
-        return str(value)
+        return plain(value)  # DECIMAL(38,18) without its padding zeros; the value is unchanged
     if isinstance(value, int | float | str | bool) or value is None:
         return value
     return str(value)
