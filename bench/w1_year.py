@@ -274,13 +274,13 @@ def bench_file(label: str, data: Path, reps: int, tmp: Path) -> list[list[str]]:
     f_rss = median([f["rss_mb"] for f in fproc])
     rows = [
         [label, "tradeledger backtest (CLI, whole process)", f"{wall:.2f}", f"{bars / wall:,.0f}", f"{rss:.0f}",
-         f"{f_wall / wall:.4f}"],
+         f"{wall / f_wall:,.1f}"],
         [label, "  engine: run loop + ledger appends", f"{engine:.2f}", f"{bars / engine:,.0f}", "-",
-         f"{f_compute / engine:.4f}"],
+         f"{engine / f_compute:,.0f}"],
         [label, "  candle load (CSV -> exact ints)", f"{load:.2f}", f"{bars / load:,.0f}", "-", "-"],
         [label, "floor: whole process (python, imports, load, run)", f"{f_wall:.2f}", f"{bars / f_wall:,.0f}",
          f"{f_rss:.0f}", "1"],
-        [label, "floor: load + run (in process)", f"{f_total:.3f}", f"{bars / f_total:,.0f}", "-", "1"],
+        [label, "floor: load + run (in process)", f"{f_total:.3f}", f"{bars / f_total:,.0f}", "-", "-"],
         [label, "floor: run only", f"{f_compute:.3f}", f"{bars / f_compute:,.0f}", "-", "1"],
         [label, f"fills / final equity: ledger {ledger_fills:,} / {ledger_equity}",
          "", "", "", "same" if same else "DIFFERENT"],
@@ -311,9 +311,9 @@ def main() -> None:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     say()
-    say(_util.table(rows, ["data", "what", "seconds", "bars/s", "peak RSS MB", "floor/ledger time"]))
-    say("medians over repetitions; 'floor/ledger time' = floor seconds / ledger seconds (the ledger's speed as a "
-        "fraction of the floor's); the CLI row compares whole processes, the engine row the run loops only")
+    say(_util.table(rows, ["data", "what", "seconds", "bars/s", "peak RSS MB", "x floor time"]))
+    say("medians over repetitions; 'x floor time' = ledger seconds / floor seconds: the CLI row against the floor's "
+        "whole process, the engine row against the floor's run loop alone")
 
 
 if __name__ == "__main__":

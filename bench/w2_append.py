@@ -224,8 +224,16 @@ def pg_floor_table(conn: Any, schema: str) -> None:
     conn.execute(f'CREATE UNIQUE INDEX ON "{schema}".stored_events (notification_id ASC)')
 
 
-def pg_pair(url: str, events: list[OrderFilled], rows: list[tuple[UUID, int, str, bytes]], *, single: bool) -> Pair:
-    """PostgreSQL twin of ``sqlite_pair``: ledger schema and floor schema, interleaved blocks."""
+def pg_pair(
+    url: str, events: list[OrderFilled], rows: list[tuple[UUID, int, str, bytes]], *, single: bool, plain: bool = False
+) -> Pair:
+    """PostgreSQL twin of ``sqlite_pair``: ledger schema and floor schema, interleaved blocks.
+
+    The floor is the least work that stores the rows durably: one prepared INSERT in an implicit
+    transaction per event (one round trip), one INSERT ... SELECT FROM unnest(arrays) per batch.
+    ``plain``: the textbook psycopg floor instead, execute + commit (BEGIN, INSERT, COMMIT: three
+    round trips) per event and executemany + commit per batch.
+    """
     lschema, fschema = "bench_w2_ledger", "bench_w2_floor"
     pg_reset(url, lschema)
     pg_reset(url, fschema)
@@ -244,6 +252,8 @@ def pg_pair(url: str, events: list[OrderFilled], rows: list[tuple[UUID, int, str
     pair = Pair()
     pc = time.perf_counter
     step = SINGLE_BLOCK if single else BATCH
+    if plain:
+        conn.autocommit = False
     with conn.cursor() as cur:
         for start in range(0, len(events), step):
             block, block_rows = events[start : start + step], rows[start : start + step]
@@ -259,7 +269,9 @@ def pg_pair(url: str, events: list[OrderFilled], rows: list[tuple[UUID, int, str
                 t0 = pc()
                 for row in block_rows:
                     t = pc()
-                    cur.execute(sql, row, prepare=True)  # one round trip, implicit transaction
+                    cur.execute(sql, row, prepare=True)  # tuned: one round trip, implicit transaction
+                    if plain:
+                        conn.commit()
                     lat.append(pc() - t)
                 pair.floor += pc() - t0
             else:
@@ -267,7 +279,11 @@ def pg_pair(url: str, events: list[OrderFilled], rows: list[tuple[UUID, int, str
                 append(block)
                 pair.ledger += pc() - t0
                 t0 = pc()
-                cur.execute(sql_arrays, [list(c) for c in zip(*block_rows, strict=True)])
+                if plain:
+                    cur.executemany(sql, block_rows)
+                    conn.commit()
+                else:
+                    cur.execute(sql_arrays, [list(c) for c in zip(*block_rows, strict=True)])
                 pair.floor += pc() - t0
     store.close()
     conn.close()
@@ -323,6 +339,9 @@ def main() -> None:  # noqa: PLR0915 - one linear benchmark
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--pg-url", default=_util.PG_URL_DEFAULT)
     ap.add_argument("--no-pg", action="store_true")
+    ap.add_argument("--pg-floor", choices=["tuned", "plain"], default="tuned",
+                    help="tuned: 1 round trip per event / unnest arrays per batch (default); "
+                    "plain: execute+commit / executemany+commit")
     ap.add_argument("--no-sqlite", action="store_true")
     ap.add_argument("--tmp", default=None, help="directory for the SQLite files (default: a new temp dir)")
     a = ap.parse_args()
@@ -375,8 +394,12 @@ def main() -> None:  # noqa: PLR0915 - one linear benchmark
             say(f"PostgreSQL: SKIPPED, the server at {a.pg_url} does not answer ({problem})")
         else:
 
+            say("PostgreSQL floor: " + ("plain psycopg (execute + commit per event, executemany + commit per batch)"
+                if a.pg_floor == "plain" else "tuned (one prepared INSERT in an implicit transaction per event, "
+                "one INSERT ... SELECT FROM unnest(arrays) per batch)"))
+
             def pg_rep(rep: int, *, single: bool, n: int) -> Pair:  # noqa: ARG001 - same shape as sqlite_rep
-                return pg_pair(a.pg_url, events[:n], rows[:n], single=single)
+                return pg_pair(a.pg_url, events[:n], rows[:n], single=single, plain=a.pg_floor == "plain")
 
             run("PostgreSQL", pg_rep, a.single_n, single=True)
             run("PostgreSQL", pg_rep, a.n, single=False)
