@@ -68,7 +68,7 @@ def _fast_series(lines: list[str], index: list[int], label: str, digest: str) ->
     if parsed is None:
         return None
     scale, columns = parsed
-    stamps = np.array([int(row[0]) for row in rows], dtype=np.int64)
+    stamps = np.array([int(row[0] or "") for row in rows], dtype=np.int64)  # the regex always captures it
     o, h, lo, c = (np.array(column, dtype=np.int64) for column in columns)
     consistent = (
         bool(np.all(np.diff(stamps) > 0))

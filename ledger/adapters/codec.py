@@ -173,7 +173,7 @@ def decode_event(topic: str, envelope: Envelope) -> LedgerEvent:
 def decode(topic: str, state: bytes) -> LedgerEvent:
     """Return the domain event stored as ``state`` under ``topic``."""
     cls = CLASSES.get(topic)
-    decoder = _TYPED_ENVELOPE_DECODERS.get(cls) if cls is not None else None  # type: ignore[arg-type]
+    decoder = _TYPED_ENVELOPE_DECODERS.get(cls) if cls is not None else None
     if decoder is not None:
         # Fast path, one parse: envelope and current-version event together. Anything else
         # (an old schema version to upcast, a bad state to report) takes the two-step path.
