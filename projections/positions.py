@@ -31,6 +31,17 @@ class Position:
     fee_total: Decimal = ZERO
     price_last: Decimal | None = None
 
+    def marked(self, price: Decimal) -> Position:
+        """Return this position with ``price`` as the last price seen."""
+        return Position(
+            instrument=self.instrument,
+            qty_open=self.qty_open,
+            price_avg=self.price_avg,
+            pnl_realized=self.pnl_realized,
+            fee_total=self.fee_total,
+            price_last=price,
+        )
+
     def pnl_unrealized(self, price_mark: Decimal | None = None) -> Decimal:
         """Return the open quantity's PnL at ``price_mark`` (default: the last price seen)."""
         mark = self.price_last if price_mark is None else price_mark

@@ -15,8 +15,8 @@ the previous event of the same run, so an edited, deleted or reordered row break
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, fields
+from typing import Any, get_type_hints
 from uuid import UUID
 
 import msgspec
@@ -49,17 +49,37 @@ class Envelope(msgspec.Struct, frozen=True):
 
 
 _ENVELOPE_DECODER = msgspec.json.Decoder(Envelope)
-# The envelope with its event typed, per event class: decode()'s one-pass path.
+
+
+def _stored_form(cls: type[Any]) -> type[msgspec.Struct]:
+    # A msgspec Struct with the event's fields and types. Decoding into it checks every type
+    # (Decimal, UUID, aware datetime, enum) in C without running the dataclass's __post_init__:
+    # replay trusts what was validated when the event was created (STYLE §4.2 rule 6), and the
+    # hash chain, not re-validation, is what detects a row changed since.
+    hints = get_type_hints(cls)
+    return msgspec.defstruct(
+        f"Stored{cls.__name__}", [(f.name, hints[f.name]) for f in fields(cls)], kw_only=True
+    )
+
+
+# The envelope with its event in stored form, per event class: decode()'s one-pass path.
 _TYPED_ENVELOPE_DECODERS: dict[type[Any], msgspec.json.Decoder[Any]] = {
     cls: msgspec.json.Decoder(
         msgspec.defstruct(
             f"Envelope{cls.__name__}",
-            [("r", str), ("n", int), ("p", str), ("h", str), ("v", int), ("e", cls)],
+            [("r", str), ("n", int), ("p", str), ("h", str), ("v", int), ("e", _stored_form(cls))],
             frozen=True,
         )
     )
     for cls in EVENT_TYPES
 }
+
+
+def _from_stored_form(cls: type[Any], stored: msgspec.Struct) -> Any:
+    # Build the frozen dataclass without __init__, as eventsourcing's mapper does on replay.
+    event = object.__new__(cls)
+    event.__dict__.update(msgspec.structs.asdict(stored))
+    return event
 
 
 @dataclass(frozen=True)
@@ -174,7 +194,7 @@ def decode(topic: str, state: bytes) -> LedgerEvent:
     """Return the domain event stored as ``state`` under ``topic``."""
     cls = CLASSES.get(topic)
     decoder = _TYPED_ENVELOPE_DECODERS.get(cls) if cls is not None else None
-    if decoder is not None:
+    if cls is not None and decoder is not None:
         # Fast path, one parse: envelope and current-version event together. Anything else
         # (an old schema version to upcast, a bad state to report) takes the two-step path.
         try:
@@ -182,8 +202,8 @@ def decode(topic: str, state: bytes) -> LedgerEvent:
         except (msgspec.DecodeError, msgspec.ValidationError, ValueError):
             pass
         else:
-            if envelope.v == cls.class_version:  # type: ignore[union-attr]
-                return envelope.e  # type: ignore[no-any-return]
+            if envelope.v == cls.class_version:
+                return _from_stored_form(cls, envelope.e)  # type: ignore[no-any-return]
     return decode_event(topic, decode_envelope(state))
 
 

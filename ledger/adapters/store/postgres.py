@@ -185,7 +185,7 @@ def _ensure_postgres_tables(
                 c.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
             recorder.create_table()
             with datastore.transaction(commit=True) as c:
-                c.execute(SEGMENTS_DDL.format(p=prefix))
+                c.execute(SEGMENTS_DDL.format(p=prefix, suffix=""))
                 c.execute(CHECKPOINTS_DDL.format(p=prefix, blob="BYTEA"))
         finally:
             lock_conn.execute("SELECT pg_advisory_unlock(%s)", [_DDL_LOCK_KEY])

@@ -32,6 +32,7 @@ from ledger.adapters.store.ledger_store import LedgerStore
 from ledger.adapters.store.schema import (
     CHECKPOINTS_DDL,
     SEGMENTS_DDL,
+    SQLITE_SEGMENTS_SUFFIX,
     Row,
     SegmentRow,
 )
@@ -216,7 +217,7 @@ def create_sqlite_store(path: Path) -> LedgerStore:
     recorder = _SQLiteRecorder(datastore)
     recorder.create_table()
     with datastore.transaction(commit=True) as c:
-        c.execute(SEGMENTS_DDL.format(p=""))
+        c.execute(SEGMENTS_DDL.format(p="", suffix=SQLITE_SEGMENTS_SUFFIX))
         c.execute(CHECKPOINTS_DDL.format(p="", blob="BLOB"))
     return LedgerStore(recorder, datastore, placeholder="?", prefix="")
 
