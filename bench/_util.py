@@ -24,7 +24,7 @@ def percentile(sorted_values: list[float], q: float) -> float:
     """Return the ``q`` quantile (0..1) of already-sorted values, nearest-rank."""
     if not sorted_values:
         return float("nan")
-    k = max(0, min(len(sorted_values) - 1, int(round(q * len(sorted_values) + 0.5)) - 1))
+    k = max(0, min(len(sorted_values) - 1, round(q * len(sorted_values) + 0.5) - 1))
     return sorted_values[k]
 
 
@@ -64,7 +64,9 @@ def table(rows: list[list[str]], header: list[str]) -> str:
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
     out = ["| " + " | ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)) + " |"]
     out.append("| " + " | ".join("-" * w for w in widths) + " |")
-    out.extend("| " + " | ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)) + " |" for r in rows)
+    out.extend(
+        "| " + " | ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)) + " |" for r in rows
+    )
     return "\n".join(out)
 
 

@@ -26,13 +26,12 @@ pyarrow), generated once into ``$TMPDIR/tradeledger-bench-w1/``.
 from __future__ import annotations
 
 import argparse
-import os
+import json
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
-import json
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -49,8 +48,21 @@ except ImportError:
 import _util
 from _util import median, say
 
-CLI_ARGS = ["--symbol", "BTC/USDT", "--strategy", "sma", "--param", "fast=10", "--param", "slow=30",
-            "--cash", "10000", "--fee", "0.001", "--json"]
+CLI_ARGS = [
+    "--symbol",
+    "BTC/USDT",
+    "--strategy",
+    "sma",
+    "--param",
+    "fast=10",
+    "--param",
+    "slow=30",
+    "--cash",
+    "10000",
+    "--fee",
+    "0.001",
+    "--json",
+]
 FAST, SLOW = 10, 30
 CASH = Decimal("10000")
 FEE_RATE = Decimal("0.001")
@@ -73,7 +85,10 @@ def synthetic_year(cache: Path, bars: int) -> Path:
     say(f"synthetic: {' '.join(cmd)}")
     done = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if done.returncode != 0:
-        raise SystemExit(f"the generator failed (it needs pandas and pyarrow: pip install pandas pyarrow):\n{done.stderr}")
+        msg = (
+            f"the generator failed (it needs pandas and pyarrow: pip install pandas pyarrow):\n{done.stderr}"
+        )
+        raise SystemExit(msg)
     say("synthetic: " + done.stdout.strip())
     return csv
 
@@ -114,11 +129,12 @@ def measured_run(cmd: list[str], tmp: Path) -> dict[str, Any]:
     out_path = tmp / "out.json"
     # A small wrapper process starts the CLI and reports its peak RSS: measured from this
     # (large) process, a forked child's ru_maxrss would start at this process's own size.
-    done = subprocess.run(  # noqa: S603 - our own interpreter and CLI
+    done = subprocess.run(
         [sys.executable, "-c", _WRAPPER, str(out_path), *cmd], capture_output=True, text=True, check=False
     )
     if done.returncode != 0:
-        raise SystemExit(f"{' '.join(cmd)} failed: {done.stderr.strip()[-2000:]}")
+        msg = f"{' '.join(cmd)} failed: {done.stderr.strip()[-2000:]}"
+        raise SystemExit(msg)
     measured = json.loads(done.stdout.strip().splitlines()[-1])
     wall, rss_kb = measured["wall"], measured["maxrss_kb"]
     summary = json.loads(out_path.read_text().strip().splitlines()[-1])
@@ -127,7 +143,7 @@ def measured_run(cmd: list[str], tmp: Path) -> dict[str, Any]:
 
 def engine_run(data: Path, tmp: Path) -> dict[str, float]:
     """Run the backtest in this process, timing the candle load and the run loop apart."""
-    import ledger.bootstrap as bootstrap  # noqa: PLC0415
+    from ledger import bootstrap  # noqa: PLC0415
     from ledger.application.backtest import BacktestRun  # noqa: PLC0415
 
     ledger = tmp / "engine.db"
@@ -154,8 +170,13 @@ def engine_run(data: Path, tmp: Path) -> dict[str, float]:
     BacktestRun.execute = timed_execute  # type: ignore[method-assign]
     try:
         request = bootstrap.BacktestRequest(
-            ledger_url=str(ledger), data_path=data, symbol="BTC/USDT", strategy="sma",
-            params={"fast": str(FAST), "slow": str(SLOW)}, cash=str(CASH), fee=str(FEE_RATE),
+            ledger_url=str(ledger),
+            data_path=data,
+            symbol="BTC/USDT",
+            strategy="sma",
+            params={"fast": str(FAST), "slow": str(SLOW)},
+            cash=str(CASH),
+            fee=str(FEE_RATE),
         )
         t0 = time.perf_counter()
         result, store = bootstrap.run_backtest_request(request)
@@ -183,7 +204,8 @@ def floor_load(path: Path) -> tuple[np.ndarray, np.ndarray, int]:
         o, c = opens * 10**scale, closes * 10**scale
         if np.all(np.abs(o - np.rint(o)) < 1e-6) and np.all(np.abs(c - np.rint(c)) < 1e-6):
             return np.rint(o).astype(np.int64), np.rint(c).astype(np.int64), scale
-    raise SystemExit(f"{path}: prices with more than 8 decimals")
+    msg = f"{path}: prices with more than 8 decimals"
+    raise SystemExit(msg)
 
 
 def floor_signals(close: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -236,8 +258,14 @@ def floor_backtest(path: Path) -> dict[str, Any]:
             fills += 1
     equity = cash + qty * int(closes[last]) * 1000
     t2 = time.perf_counter()
-    return {"load": t1 - t0, "compute": t2 - t1, "total": t2 - t0, "fills": fills,
-            "equity_final": Decimal(equity).scaleb(-(scale + STEP_DECIMALS + 3)), "bars": int(closes.size)}
+    return {
+        "load": t1 - t0,
+        "compute": t2 - t1,
+        "total": t2 - t0,
+        "fills": fills,
+        "equity_final": Decimal(equity).scaleb(-(scale + STEP_DECIMALS + 3)),
+        "bars": int(closes.size),
+    }
 
 
 # -- main ----------------------------------------------------------------------------------
@@ -251,17 +279,21 @@ def bench_file(label: str, data: Path, reps: int, tmp: Path) -> list[list[str]]:
         fproc.append(floor_process(data, tmp))
         eng.append(engine_run(data, tmp))
         flo.append(floor_backtest(data))
-        say(f"rep {rep + 1}: CLI {cli[-1]['wall']:.2f}s (peak RSS {cli[-1]['rss_mb']:.0f} MB), engine "
+        say(
+            f"rep {rep + 1}: CLI {cli[-1]['wall']:.2f}s (peak RSS {cli[-1]['rss_mb']:.0f} MB), engine "
             f"{eng[-1]['engine']:.2f}s + candle load {eng[-1]['load']:.2f}s; floor process {fproc[-1]['wall']:.2f}s "
             f"(peak RSS {fproc[-1]['rss_mb']:.0f} MB), floor in-process {flo[-1]['total']:.3f}s "
-            f"(load {flo[-1]['load']:.3f}s)")
+            f"(load {flo[-1]['load']:.3f}s)"
+        )
     bars = flo[0]["bars"]
     summary = cli[0]["summary"]
     ledger_fills, ledger_equity = int(summary["fills"]), Decimal(str(summary["equity_final"]))
     same = ledger_fills == flo[0]["fills"] and ledger_equity == flo[0]["equity_final"]
-    say(f"{label}: ledger {ledger_fills:,} fills, final equity {ledger_equity} USDT, {summary['events']:,} events; "
+    say(
+        f"{label}: ledger {ledger_fills:,} fills, final equity {ledger_equity} USDT, {summary['events']:,} events; "
         f"floor {flo[0]['fills']:,} fills, final equity {flo[0]['equity_final']} -> "
-        f"{'IDENTICAL' if same else 'DIFFERENT'}")
+        f"{'IDENTICAL' if same else 'DIFFERENT'}"
+    )
     if not same:
         say("WARNING: the ledger and the floor disagree; the figures below compare different work")
     wall = median([c["wall"] for c in cli])
@@ -272,20 +304,43 @@ def bench_file(label: str, data: Path, reps: int, tmp: Path) -> list[list[str]]:
     rss = median([c["rss_mb"] for c in cli])
     f_wall = median([f["wall"] for f in fproc])
     f_rss = median([f["rss_mb"] for f in fproc])
-    rows = [
-        [label, "tradeledger backtest (CLI, whole process)", f"{wall:.2f}", f"{bars / wall:,.0f}", f"{rss:.0f}",
-         f"{wall / f_wall:,.1f}"],
-        [label, "  engine: run loop + ledger appends", f"{engine:.2f}", f"{bars / engine:,.0f}", "-",
-         f"{engine / f_compute:,.0f}"],
+    return [
+        [
+            label,
+            "tradeledger backtest (CLI, whole process)",
+            f"{wall:.2f}",
+            f"{bars / wall:,.0f}",
+            f"{rss:.0f}",
+            f"{wall / f_wall:,.1f}",
+        ],
+        [
+            label,
+            "  engine: run loop + ledger appends",
+            f"{engine:.2f}",
+            f"{bars / engine:,.0f}",
+            "-",
+            f"{engine / f_compute:,.0f}",
+        ],
         [label, "  candle load (CSV -> exact ints)", f"{load:.2f}", f"{bars / load:,.0f}", "-", "-"],
-        [label, "floor: whole process (python, imports, load, run)", f"{f_wall:.2f}", f"{bars / f_wall:,.0f}",
-         f"{f_rss:.0f}", "1"],
+        [
+            label,
+            "floor: whole process (python, imports, load, run)",
+            f"{f_wall:.2f}",
+            f"{bars / f_wall:,.0f}",
+            f"{f_rss:.0f}",
+            "1",
+        ],
         [label, "floor: load + run (in process)", f"{f_total:.3f}", f"{bars / f_total:,.0f}", "-", "-"],
         [label, "floor: run only", f"{f_compute:.3f}", f"{bars / f_compute:,.0f}", "-", "1"],
-        [label, f"fills / final equity: ledger {ledger_fills:,} / {ledger_equity}",
-         "", "", "", "same" if same else "DIFFERENT"],
+        [
+            label,
+            f"fills / final equity: ledger {ledger_fills:,} / {ledger_equity}",
+            "",
+            "",
+            "",
+            "same" if same else "DIFFERENT",
+        ],
     ]
-    return rows
 
 
 def main() -> None:
@@ -312,8 +367,10 @@ def main() -> None:
         shutil.rmtree(tmp, ignore_errors=True)
     say()
     say(_util.table(rows, ["data", "what", "seconds", "bars/s", "peak RSS MB", "x floor time"]))
-    say("medians over repetitions; 'x floor time' = ledger seconds / floor seconds: the CLI row against the floor's "
-        "whole process, the engine row against the floor's run loop alone")
+    say(
+        "medians over repetitions; 'x floor time' = ledger seconds / floor seconds: the CLI row against the floor's "
+        "whole process, the engine row against the floor's run loop alone"
+    )
 
 
 if __name__ == "__main__":

@@ -71,7 +71,7 @@ def make_fills(n: int, run_id: UUID, seed: int = 2) -> list[OrderFilled]:
     prefix = run_id.hex[:12]
     with localcontext(LEDGER_CONTEXT):
         for i in range(n):
-            ts, open_, close = bars[(i + 1) % len(bars)]
+            ts, open_, _close = bars[(i + 1) % len(bars)]
             price = Decimal(open_)
             expected = Decimal(bars[i % len(bars)][2])
             qty = rng.randint(10, 5000) * STEP
@@ -225,7 +225,12 @@ def pg_floor_table(conn: Any, schema: str) -> None:
 
 
 def pg_pair(
-    url: str, events: list[OrderFilled], rows: list[tuple[UUID, int, str, bytes]], *, single: bool, plain: bool = False
+    url: str,
+    events: list[OrderFilled],
+    rows: list[tuple[UUID, int, str, bytes]],
+    *,
+    single: bool,
+    plain: bool = False,
 ) -> Pair:
     """PostgreSQL twin of ``sqlite_pair``: ledger schema and floor schema, interleaved blocks.
 
@@ -299,7 +304,9 @@ def pg_problem(url: str) -> str | None:
             version = conn.execute("SHOW server_version").fetchone()[0]
     except Exception as e:  # noqa: BLE001 - any failure means: skip with the reason
         return f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else e!r}"
-    durable = "durable commits" if sync == "on" and fsync == "on" else "NOT durable: figures are not comparable"
+    durable = (
+        "durable commits" if sync == "on" and fsync == "on" else "NOT durable: figures are not comparable"
+    )
     say(f"PostgreSQL {version} at {url}: synchronous_commit={sync}, fsync={fsync} ({durable})")
     return None
 
@@ -326,22 +333,50 @@ def report(results: list[tuple[dict[str, Any], dict[str, Any]]]) -> None:
     for ledger, floor in results:
         ratio = ledger["ratio"]
         lat = lambda r: f"{r['p50']:.3f} / {r['p99']:.3f}" if "p50" in r else "-"  # noqa: E731
-        rows.append([ledger["name"], f"{ledger['n']:,}", str(ledger["reps"]), f"{ledger['rate']:,.0f}",
-                     f"{floor['rate']:,.0f}", f"{ratio:.3f}", lat(ledger), lat(floor)])
+        rows.append(
+            [
+                ledger["name"],
+                f"{ledger['n']:,}",
+                str(ledger["reps"]),
+                f"{ledger['rate']:,.0f}",
+                f"{floor['rate']:,.0f}",
+                f"{ratio:.3f}",
+                lat(ledger),
+                lat(floor),
+            ]
+        )
     say()
-    say(_util.table(rows, ["W2 path", "events", "reps", "ledger ev/s", "floor ev/s", "ratio*", "ledger p50/p99 ms", "floor p50/p99 ms"]))
+    say(
+        _util.table(
+            rows,
+            [
+                "W2 path",
+                "events",
+                "reps",
+                "ledger ev/s",
+                "floor ev/s",
+                "ratio*",
+                "ledger p50/p99 ms",
+                "floor p50/p99 ms",
+            ],
+        )
+    )
 
 
-def main() -> None:  # noqa: PLR0915 - one linear benchmark
+def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n", type=int, default=100_000, help="events for the batched path (default 100,000)")
     ap.add_argument("--single-n", type=int, default=20_000, help="events for one-per-commit (default 20,000)")
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--pg-url", default=_util.PG_URL_DEFAULT)
     ap.add_argument("--no-pg", action="store_true")
-    ap.add_argument("--pg-floor", choices=["tuned", "plain"], default="tuned",
-                    help="tuned: 1 round trip per event / unnest arrays per batch (default); "
-                    "plain: execute+commit / executemany+commit")
+    ap.add_argument(
+        "--pg-floor",
+        choices=["tuned", "plain"],
+        default="tuned",
+        help="tuned: 1 round trip per event / unnest arrays per batch (default); "
+        "plain: execute+commit / executemany+commit",
+    )
     ap.add_argument("--no-sqlite", action="store_true")
     ap.add_argument("--tmp", default=None, help="directory for the SQLite files (default: a new temp dir)")
     a = ap.parse_args()
@@ -352,11 +387,15 @@ def main() -> None:  # noqa: PLR0915 - one linear benchmark
     run_id = run_id_for("bench-w2")
     events = make_fills(n_all, run_id)
     rows = encode_rows(events)
-    say(f"built {n_all:,} OrderFilled events from real BTC/USDT closes in {time.perf_counter() - t:.1f}s; "
-        f"mean stored state {sum(len(r[3]) for r in rows) / len(rows):.0f} bytes")
+    say(
+        f"built {n_all:,} OrderFilled events from real BTC/USDT closes in {time.perf_counter() - t:.1f}s; "
+        f"mean stored state {sum(len(r[3]) for r in rows) / len(rows):.0f} bytes"
+    )
     if a.single_n < 100_000:
-        say(f"NOTE: one-per-commit uses the first {a.single_n:,} events (not 100,000) to keep the run short; "
-            "pass --single-n 100000 for the full count")
+        say(
+            f"NOTE: one-per-commit uses the first {a.single_n:,} events (not 100,000) to keep the run short; "
+            "pass --single-n 100000 for the full count"
+        )
     results: list[tuple[dict[str, Any], dict[str, Any]]] = []
 
     def run(kind: str, pair_of: Any, n: int, *, single: bool) -> None:
@@ -364,12 +403,23 @@ def main() -> None:  # noqa: PLR0915 - one linear benchmark
         for rep in range(a.reps):
             pair = pair_of(rep, single=single, n=n)
             pairs.append(pair)
-            say(f"{kind} {'one per commit' if single else 'batched'} rep {rep + 1}: "
-                f"ledger {n / pair.ledger:,.0f}/s, floor {n / pair.floor:,.0f}/s, ratio {pair.floor / pair.ledger:.3f}")
+            say(
+                f"{kind} {'one per commit' if single else 'batched'} rep {rep + 1}: "
+                f"ledger {n / pair.ledger:,.0f}/s, floor {n / pair.floor:,.0f}/s, ratio {pair.floor / pair.ledger:.3f}"
+            )
         label = f"{kind} one per commit" if single else f"{kind} batches of {BATCH}"
-        ledger = summarise(label, n, [p.ledger for p in pairs], [p.ledger_lat for p in pairs] if single else None)
+        ledger = summarise(
+            label, n, [p.ledger for p in pairs], [p.ledger_lat for p in pairs] if single else None
+        )
         ledger["ratio"] = median([p.floor / p.ledger for p in pairs])  # paired: same rep, same disk weather
-        results.append((ledger, summarise("floor", n, [p.floor for p in pairs], [p.floor_lat for p in pairs] if single else None)))
+        results.append(
+            (
+                ledger,
+                summarise(
+                    "floor", n, [p.floor for p in pairs], [p.floor_lat for p in pairs] if single else None
+                ),
+            )
+        )
 
     if not a.no_sqlite:
         with tempfile.TemporaryDirectory(prefix="tl-w2-", dir=a.tmp) as d:
@@ -393,10 +443,15 @@ def main() -> None:  # noqa: PLR0915 - one linear benchmark
         if problem is not None:
             say(f"PostgreSQL: SKIPPED, the server at {a.pg_url} does not answer ({problem})")
         else:
-
-            say("PostgreSQL floor: " + ("plain psycopg (execute + commit per event, executemany + commit per batch)"
-                if a.pg_floor == "plain" else "tuned (one prepared INSERT in an implicit transaction per event, "
-                "one INSERT ... SELECT FROM unnest(arrays) per batch)"))
+            say(
+                "PostgreSQL floor: "
+                + (
+                    "plain psycopg (execute + commit per event, executemany + commit per batch)"
+                    if a.pg_floor == "plain"
+                    else "tuned (one prepared INSERT in an implicit transaction per event, "
+                    "one INSERT ... SELECT FROM unnest(arrays) per batch)"
+                )
+            )
 
             def pg_rep(rep: int, *, single: bool, n: int) -> Pair:  # noqa: ARG001 - same shape as sqlite_rep
                 return pg_pair(a.pg_url, events[:n], rows[:n], single=single, plain=a.pg_floor == "plain")
@@ -407,10 +462,14 @@ def main() -> None:  # noqa: PLR0915 - one linear benchmark
                 pg_reset(a.pg_url, schema)
 
     report(results)
-    say("* ratio = median over repetitions of (ledger ev/s / floor ev/s) within the same repetition; "
-        "ledger and floor alternate in blocks, so both see the same disk and background load")
+    say(
+        "* ratio = median over repetitions of (ledger ev/s / floor ev/s) within the same repetition; "
+        "ledger and floor alternate in blocks, so both see the same disk and background load"
+    )
     say()
-    say("targets (issue): batched >= 0.50 of floor ev/s; one per commit >= 0.80 of floor ev/s, SQLite p99 <= 5 ms")
+    say(
+        "targets (issue): batched >= 0.50 of floor ev/s; one per commit >= 0.80 of floor ev/s, SQLite p99 <= 5 ms"
+    )
     for ledger, _floor in results:
         ratio = ledger["ratio"]
         if "p50" in ledger:

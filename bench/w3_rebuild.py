@@ -41,11 +41,11 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import msgspec
 import _util
+import msgspec
 from _util import median, say
 
-import ledger.bootstrap as bootstrap
+from ledger import bootstrap
 from ledger.adapters.codec import decode as typed_decode
 from ledger.adapters.store import open_store
 from projections.portfolio import PortfolioProjection
@@ -53,8 +53,28 @@ from projections.runner import PAGE_SIZE, rebuild
 
 BUILD_VERSION = "1"  # bump when the way the log is built changes
 # SMA (fast, slow) pairs, one run each; cycled (with a seed bump) if more events are needed.
-PAIRS = [(10, 30), (9, 30), (11, 30), (8, 25), (12, 35), (10, 40), (7, 21), (14, 42), (6, 24), (15, 45),
-         (9, 27), (12, 30), (8, 32), (11, 44), (13, 39), (10, 20), (5, 20), (16, 48), (7, 28), (12, 48)]
+PAIRS = [
+    (10, 30),
+    (9, 30),
+    (11, 30),
+    (8, 25),
+    (12, 35),
+    (10, 40),
+    (7, 21),
+    (14, 42),
+    (6, 24),
+    (15, 45),
+    (9, 27),
+    (12, 30),
+    (8, 32),
+    (11, 44),
+    (13, 39),
+    (10, 20),
+    (5, 20),
+    (16, 48),
+    (7, 28),
+    (12, 48),
+]
 
 
 def build_log(path: Path, target: int) -> dict[str, Any]:
@@ -70,19 +90,41 @@ def build_log(path: Path, target: int) -> dict[str, Any]:
         fast, slow = PAIRS[i % len(PAIRS)]
         seed = i // len(PAIRS)
         request = bootstrap.BacktestRequest(
-            ledger_url=str(path), data_path=real, symbol="BTC/USDT", strategy="sma",
-            params={"fast": str(fast), "slow": str(slow)}, cash="10000", fee="0.001", seed=seed,
+            ledger_url=str(path),
+            data_path=real,
+            symbol="BTC/USDT",
+            strategy="sma",
+            params={"fast": str(fast), "slow": str(slow)},
+            cash="10000",
+            fee="0.001",
+            seed=seed,
         )
         result, store = bootstrap.run_backtest_request(request)
         total = store.max_seq()
         store.close()
         view = result.view
-        runs.append({"run_id": str(result.run_id), "fast": fast, "slow": slow, "seed": seed, "events": result.events,
-                     "fills": view.fills, "equity_final": str(view.ended.equity_final if view.ended else None)})
-        say(f"  run {i + 1}: SMA({fast},{slow}) seed {seed}: {result.events:,} events, {view.fills:,} fills "
-            f"(log {total:,}, {time.perf_counter() - t0:.0f}s)")
+        runs.append(
+            {
+                "run_id": str(result.run_id),
+                "fast": fast,
+                "slow": slow,
+                "seed": seed,
+                "events": result.events,
+                "fills": view.fills,
+                "equity_final": str(view.ended.equity_final if view.ended else None),
+            }
+        )
+        say(
+            f"  run {i + 1}: SMA({fast},{slow}) seed {seed}: {result.events:,} events, {view.fills:,} fills "
+            f"(log {total:,}, {time.perf_counter() - t0:.0f}s)"
+        )
         i += 1
-    return {"events": total, "runs": runs, "build_seconds": time.perf_counter() - t0, "version": BUILD_VERSION}
+    return {
+        "events": total,
+        "runs": runs,
+        "build_seconds": time.perf_counter() - t0,
+        "version": BUILD_VERSION,
+    }
 
 
 def cached_log(target: int, cache: Path, *, force: bool) -> tuple[Path, dict[str, Any]]:
@@ -159,13 +201,17 @@ def floor_read(path: Path, *, typed: bool = False) -> tuple[float, int]:
 def check(projection: PortfolioProjection, meta: dict[str, Any]) -> None:
     """Fail unless the rebuilt portfolio matches what each backtest reported when it ran."""
     if len(projection.runs) != len(meta["runs"]):
-        raise SystemExit(f"rebuild saw {len(projection.runs)} runs, the log has {len(meta['runs'])}")
+        msg = f"rebuild saw {len(projection.runs)} runs, the log has {len(meta['runs'])}"
+        raise SystemExit(msg)
     for run in meta["runs"]:
         view = next(v for v in projection.runs.values() if str(v.run_id) == run["run_id"])
         equity = str(view.ended.equity_final) if view.ended else None
         if view.fills != run["fills"] or equity != run["equity_final"]:
-            raise SystemExit(f"run {run['run_id']}: rebuilt fills/equity {view.fills}/{equity} "
-                             f"!= written {run['fills']}/{run['equity_final']}")
+            msg = (
+                f"run {run['run_id']}: rebuilt fills/equity {view.fills}/{equity} "
+                f"!= written {run['fills']}/{run['equity_final']}"
+            )
+            raise SystemExit(msg)
     say(f"check: the rebuilt portfolio matches all {len(meta['runs'])} runs (fills and final equity)")
 
 
@@ -173,7 +219,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--events", type=int, default=1_000_000)
     ap.add_argument("--reps", type=int, default=3)
-    ap.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / f"tradeledger-bench-w3-v{BUILD_VERSION}")
+    ap.add_argument(
+        "--cache", type=Path, default=Path(tempfile.gettempdir()) / f"tradeledger-bench-w3-v{BUILD_VERSION}"
+    )
     ap.add_argument("--rebuild-log", action="store_true", help="build the log again even if cached")
     ap.add_argument("--profile", action="store_true", help="cProfile one ledger rebuild and print the top")
     a = ap.parse_args()
@@ -198,23 +246,45 @@ def main() -> None:
         ty.append(t_typed)
         rd.append(t_read)
         reb.append(t_rebuild)
-        say(f"rep {rep + 1}: rebuild {n / t_rebuild:,.0f} ev/s, read_log only {n / t_read:,.0f} ev/s, "
-            f"raw + codec.decode {n / t_typed:,.0f} ev/s, floor {n / t_floor:,.0f} ev/s")
+        say(
+            f"rep {rep + 1}: rebuild {n / t_rebuild:,.0f} ev/s, read_log only {n / t_read:,.0f} ev/s, "
+            f"raw + codec.decode {n / t_typed:,.0f} ev/s, floor {n / t_floor:,.0f} ev/s"
+        )
     ratio = median([f / r for f, r in zip(fl, reb, strict=True)])
     ratio_read = median([f / r for f, r in zip(fl, rd, strict=True)])
     ratio_typed = median([f / r for f, r in zip(fl, ty, strict=True)])
     rows = [
-        ["rebuild PortfolioProjection (read_log + apply)", f"{n / median(reb):,.0f}", f"{median(reb):.2f}", f"{ratio:.2f}"],
-        ["read_log only (rows -> typed events)", f"{n / median(rd):,.0f}", f"{median(rd):.2f}", f"{ratio_read:.2f}"],
-        ["raw sqlite3 + codec.decode (typed events, no store)", f"{n / median(ty):,.0f}", f"{median(ty):.2f}",
-         f"{ratio_typed:.2f}"],
+        [
+            "rebuild PortfolioProjection (read_log + apply)",
+            f"{n / median(reb):,.0f}",
+            f"{median(reb):.2f}",
+            f"{ratio:.2f}",
+        ],
+        [
+            "read_log only (rows -> typed events)",
+            f"{n / median(rd):,.0f}",
+            f"{median(rd):.2f}",
+            f"{ratio_read:.2f}",
+        ],
+        [
+            "raw sqlite3 + codec.decode (typed events, no store)",
+            f"{n / median(ty):,.0f}",
+            f"{median(ty):.2f}",
+            f"{ratio_typed:.2f}",
+        ],
         ["floor: raw sqlite3 + msgspec.json.decode", f"{n / median(fl):,.0f}", f"{median(fl):.2f}", "1.00"],
     ]
     say()
-    say(_util.table(rows, [f"W3 over {n:,} events ({a.reps} reps, medians)", "events/s", "seconds", "ratio to floor*"]))
+    say(
+        _util.table(
+            rows, [f"W3 over {n:,} events ({a.reps} reps, medians)", "events/s", "seconds", "ratio to floor*"]
+        )
+    )
     say("* median over repetitions of the paired ratio (floor seconds / seconds) within one repetition")
     say()
-    say(f"target (issue): rebuild >= 0.50 of floor events/s -> ratio {ratio:.2f}: {'MET' if ratio >= 0.5 else 'MISSED'}")
+    say(
+        f"target (issue): rebuild >= 0.50 of floor events/s -> ratio {ratio:.2f}: {'MET' if ratio >= 0.5 else 'MISSED'}"
+    )
     if a.profile:
         store = open_store(str(path), create=False)
         prof = cProfile.Profile()

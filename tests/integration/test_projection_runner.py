@@ -12,7 +12,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from eventsourcing.persistence import IntegrityError
 
 from ledger.adapters.store import LedgerStore, open_store
 from ledger.bootstrap import BacktestRequest, portfolio, run_backtest_request
