@@ -7,7 +7,7 @@ events or Decimal read models. Crypto trades around the clock, so annualisation 
 from __future__ import annotations
 
 import math
-from decimal import Decimal, localcontext
+from decimal import localcontext
 from typing import Any
 
 import numpy as np
@@ -119,8 +119,3 @@ def drawdown_series(run: RunView) -> list[float]:
     if equity.size == 0:
         return []
     return [float(x) for x in equity / np.maximum.accumulate(equity) - 1.0]
-
-
-def decimal_or_none(value: Decimal | None) -> str | None:
-    """Return a decimal string or None, for JSON output."""
-    return None if value is None else str(value)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from decimal import Decimal
 from typing import Any
-from uuid import UUID
 
 from ledger.domain.errors import RunNotFoundError
 from ledger.domain.numbers import plain
@@ -107,8 +106,3 @@ def backtest_summary(run: RunView, chain_head: str) -> dict[str, Any]:
         "chain_head": chain_head,
         "metrics": stats,
     }
-
-
-def run_id_text(run_id: UUID) -> str:
-    """Return a run id as users see it."""
-    return str(run_id)

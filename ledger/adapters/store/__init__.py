@@ -38,7 +38,6 @@ __all__ = [
     "StoreError",
     "StoredRow",
     "is_postgres_url",
-    "ledger_exists",
     "open_store",
 ]
 
@@ -46,11 +45,6 @@ __all__ = [
 def is_postgres_url(url: str) -> bool:
     """Return whether ``url`` names a PostgreSQL ledger."""
     return url.startswith(("postgresql://", "postgres://"))
-
-
-def ledger_exists(url: str) -> bool:
-    """Return whether a SQLite ledger file exists (PostgreSQL ledgers always 'exist')."""
-    return is_postgres_url(url) or Path(url).exists()
 
 
 def open_store(url: str, *, create: bool) -> LedgerStore:
