@@ -113,6 +113,11 @@ def _exposure(run: RunView, times: np.ndarray) -> float | None:
     return float((weights * exposed).sum() / total) if total > 0 else None
 
 
+def equity_series(run: RunView) -> list[float]:
+    """Return the equity curve as floats, for charts only (the read model stays Decimal)."""
+    return [float(p.equity) for p in run.equity]
+
+
 def drawdown_series(run: RunView) -> list[float]:
     """Return the drawdown (fraction below the running peak) at each equity point."""
     equity = np.array([float(p.equity) for p in run.equity], dtype=np.float64)

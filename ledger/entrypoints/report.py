@@ -13,7 +13,7 @@ from typing import Any
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from projections.performance import drawdown_series, metrics
+from projections.performance import drawdown_series, equity_series, metrics
 from projections.portfolio import RunView
 
 _STYLE = """
@@ -27,7 +27,7 @@ th { text-align: left; background: #f6f6f6 }
 
 def _figure(run: RunView) -> go.Figure:
     times = [p.at for p in run.equity]
-    equity = [float(p.equity) for p in run.equity]  # charting only; the ledger stays Decimal
+    equity = equity_series(run)
     figure = make_subplots(
         rows=2,
         cols=1,
