@@ -15,7 +15,7 @@ import tempfile
 from collections.abc import Iterable
 from decimal import localcontext
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import duckdb
 import msgspec
@@ -260,30 +260,42 @@ def _portfolio_rows(portfolio: PortfolioProjection) -> dict[str, list[dict[str, 
     return tables
 
 
-def _load(con: duckdb.DuckDBPyConnection, table: str, rows: list[dict[str, Any]], directory: Path) -> None:
-    if not rows:
-        return
-    fd, name = tempfile.mkstemp(prefix=f".{table}-", suffix=".jsonl", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            for row in rows:
-                handle.write(_ENCODER.encode(row) + b"\n")
+class _Spool:
+    """One temporary NDJSON file per table, written row by row, loaded with read_json."""
+
+    def __init__(self, directory: Path) -> None:
+        self._directory = directory
+        self._files: dict[str, tuple[Path, BinaryIO]] = {}
+
+    def write(self, table: str, row: dict[str, Any]) -> None:
+        entry = self._files.get(table)
+        if entry is None:
+            fd, name = tempfile.mkstemp(prefix=f".{table}-", suffix=".jsonl", dir=self._directory)
+            entry = self._files[table] = (Path(name), os.fdopen(fd, "wb"))
+        entry[1].write(_ENCODER.encode(row) + b"\n")
+
+    def load(self, con: duckdb.DuckDBPyConnection, table: str) -> None:
+        entry = self._files.get(table)
+        if entry is None:
+            return
+        entry[1].close()
         columns = ", ".join(f"'{c}': '{k}'" for c, k in TABLES[table].items())
         names = ", ".join(f'"{c}"' for c in TABLES[table])
         con.execute(
             f"INSERT INTO {table} ({names}) SELECT {names} FROM read_json(?, format='newline_delimited', "  # noqa: S608
             f"columns={{{columns}}})",
-            [name],
+            [str(entry[0])],
         )
-    finally:
-        Path(name).unlink(missing_ok=True)
+
+    def close(self) -> None:
+        for name, handle in self._files.values():
+            handle.close()
+            name.unlink(missing_ok=True)
 
 
-def _collect(
-    reader: EventLogReader, last: int, upto: int
-) -> tuple[dict[str, list[dict[str, Any]]], int, int]:
-    # Read the log after ``last`` up to ``upto`` into rows per appended table.
-    batches: dict[str, list[dict[str, Any]]] = {name: [] for name in APPENDED}
+def _spool_log(reader: EventLogReader, last: int, upto: int, spool: _Spool) -> tuple[int, int]:
+    # Stream the log after ``last`` up to ``upto`` into the spool, a page at a time, so a large
+    # log never sits in memory as rows.
     cursor = last
     applied = 0
     while cursor < upto:
@@ -292,12 +304,12 @@ def _collect(
             break
         for seq, event in page:
             if seq > upto:
-                return batches, cursor, applied
+                return cursor, applied
             for table, row in _rows(seq, event):
-                batches[table].append(row)
+                spool.write(table, row)
             cursor = seq
             applied += 1
-    return batches, cursor, applied
+    return cursor, applied
 
 
 def sync(path: Path, reader: EventLogReader, portfolio: PortfolioProjection, upto: int) -> int:
@@ -307,26 +319,31 @@ def sync(path: Path, reader: EventLogReader, portfolio: PortfolioProjection, upt
     rebuilds every table from seq 0.
     """
     con = duckdb.connect(str(path))
+    spool = _Spool(path.parent)
     try:
         _schema(con)
         found = con.execute("SELECT last_seq, version FROM tracking WHERE projection = ?", [NAME]).fetchone()
         last = 0 if found is None or found[1] != VERSION else int(found[0])
         if last >= upto:
             return 0
-        batches, cursor, applied = _collect(reader, last, upto)
+        cursor, applied = _spool_log(reader, last, upto, spool)
+        for table, rows in _portfolio_rows(portfolio).items():
+            for row in rows:
+                spool.write(table, row)
         con.execute("BEGIN TRANSACTION")
         if last == 0:
             for table in APPENDED:
                 con.execute(f"DELETE FROM {table}")  # noqa: S608 - our own table names
         for table in APPENDED:
-            _load(con, table, batches[table], path.parent)
-        for table, rows in _portfolio_rows(portfolio).items():
+            spool.load(con, table)
+        for table in REWRITTEN:
             con.execute(f"DELETE FROM {table}")  # noqa: S608
-            _load(con, table, rows, path.parent)
+            spool.load(con, table)
         con.execute("INSERT OR REPLACE INTO tracking VALUES (?, ?, ?)", [NAME, cursor, VERSION])
         con.execute("COMMIT")
         return applied
     finally:
+        spool.close()
         con.close()
 
 
