@@ -347,6 +347,46 @@ def sync(path: Path, reader: EventLogReader, portfolio: PortfolioProjection, upt
         con.close()
 
 
+EXPORT_COLUMNS = {
+    "n": "BIGINT",
+    "topic": "VARCHAR",
+    "originator_id": "UUID",
+    "originator_version": "INTEGER",
+    "schema_version": "INTEGER",
+    "hash_prev": "VARCHAR",
+    "hash": "VARCHAR",
+    "event": "JSON",
+}
+
+
+def export_parquet(lines: Iterable[bytes], out: Path) -> int:
+    """Write canonical export lines (one JSON object each) to a Parquet file; return rows.
+
+    Columns are typed (``EXPORT_COLUMNS``); the event stays JSON, so DuckDB reads it with
+    ``event->>'field'`` and a folder of exports with ``read_parquet('dir/*.parquet')``.
+    """
+    fd, name = tempfile.mkstemp(prefix=".export-", suffix=".jsonl", dir=out.parent)
+    try:
+        rows = 0
+        with os.fdopen(fd, "wb") as handle:
+            for line in lines:
+                handle.write(line)
+                rows += 1
+        columns = ", ".join(f"'{c}': '{k}'" for c, k in EXPORT_COLUMNS.items())
+        con = duckdb.connect()
+        try:
+            con.execute(
+                f"COPY (SELECT * FROM read_json(?, format='newline_delimited', columns={{{columns}}}) "  # noqa: S608
+                "ORDER BY n) TO ? (FORMAT parquet)",
+                [name, str(out)],
+            )
+        finally:
+            con.close()
+        return rows
+    finally:
+        Path(name).unlink(missing_ok=True)
+
+
 def query(path: Path, sql: str) -> tuple[list[str], list[tuple[Any, ...]]]:
     """Run ``sql`` on a read-only connection; return column names and rows.
 

@@ -297,16 +297,22 @@ def verify(
 @app.command()
 def export(
     run: Annotated[str, typer.Argument(help="run id or unique prefix")],
-    fmt: Annotated[str, typer.Option("--format", help="jsonl")] = "jsonl",
+    fmt: Annotated[str, typer.Option("--format", help="jsonl or parquet")] = "jsonl",
     out_path: Annotated[
-        Path | None, typer.Option("--out", help="file to write; jsonl defaults to stdout")
+        Path | None,
+        typer.Option("--out", help="file to write; jsonl defaults to stdout, parquet to RUN.parquet"),
     ] = None,
 ) -> None:
-    """Export a run's events, canonical and in chain order."""
-    if fmt != "jsonl":
-        _fail(f"--format: {fmt!r} is not available yet; use jsonl", EXIT_BAD_INPUT)
+    """Export a run's events, canonical and in chain order (JSON lines or Parquet)."""
+    if fmt not in {"jsonl", "parquet"}:
+        _fail(f"--format: {fmt!r} is not a supported format; use jsonl or parquet", EXIT_BAD_INPUT)
     store = _store()
     run_id = views.resolve_run(bootstrap.read_portfolio(store)[0], run).run_id
+    if fmt == "parquet":
+        target = out_path if out_path is not None else Path(f"{run_id}.parquet")
+        rows = analytics.export_parquet(audit.export_jsonl(store, run_id), target)
+        out.print(f"exported {rows} events to {target}")
+        return
     if out_path is None:
         for line in audit.export_jsonl(store, run_id):
             sys.stdout.buffer.write(line)
@@ -344,6 +350,21 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, int | float | str | bool) or value is None:
         return value
     return str(value)
+
+
+@app.command()
+def rebuild() -> None:
+    """Drop every projection (saved portfolio state, DuckDB file) and rebuild it from the log.
+
+    The event log itself is never touched: projections are derived data (retention, C17).
+    """
+    store = _store()
+    store.drop_checkpoint(PortfolioProjection.name)
+    path = _analytics_path(STATE.ledger)
+    for stale in (path, path.with_name(path.name + ".wal")):
+        stale.unlink(missing_ok=True)
+    portfolio, path = _read_side(store, save=True)
+    out.print(f"rebuilt the portfolio ({len(portfolio.runs)} runs) and {path} from {store.max_seq()} events")
 
 
 @app.command("report")
