@@ -127,7 +127,9 @@ class SmaCrossover:
         qty_quote: Decimal | None,
         word: str,
     ) -> Decision:
-        assert self._sums is not None  # noqa: S101 - candidate_bars ran first (programmer error)
+        if self._sums is None:  # a programmer error: the run loop calls candidate_bars first
+            msg = "SmaCrossover.decide() before candidate_bars()"
+            raise RuntimeError(msg)
         fast_sum, slow_sum = (int(s[context.bar]) for s in self._sums)
         seen = {
             "bar": context.bar,
