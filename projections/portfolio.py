@@ -244,14 +244,14 @@ class PortfolioProjection:
         order = run.open_orders.pop(client_order_id, None)
         if order is None or order.reserved == ZERO:
             return
-        asset = _spend_asset(run, order.side)
+        asset = _spend_asset(run, order)
         with localcontext(LEDGER_CONTEXT):
             run.balance_entry(asset).reserved -= order.reserved
 
     def _fill(self, run: RunView, event: OrderFilled) -> None:
         run.fills += 1
         quote = run.started.quote_asset
-        base = event.instrument.split("/")[0]
+        base = _base_asset(event.instrument)
         fee_in_quote = event.fee_asset == quote
         position = run.positions.get(event.instrument, Position(instrument=event.instrument))
         position, close = apply_fill(position, event, fee_in_quote=fee_in_quote)
@@ -283,7 +283,7 @@ class PortfolioProjection:
         order.qty_filled = qty_filled
         order.reserved -= release
         order.status = "partially_filled"
-        run.balance_entry(_spend_asset(run, order.side)).reserved -= release
+        run.balance_entry(_spend_asset(run, order)).reserved -= release
         # A quote-sized market order is done after its fill; a sized order when fully filled.
         if order.qty is None or qty_filled >= order.qty:
             self._close_order(run, event.client_order_id)
@@ -298,12 +298,17 @@ class PortfolioProjection:
         run.equity.append(EquityPoint(at=at, equity=run.equity_now(), exposed=exposed))
 
 
-def _spend_asset(run: RunView, side: Side) -> str:
-    return run.started.quote_asset if side is Side.BUY else run.started.base_asset
+def _spend_asset(run: RunView, order: OpenOrder) -> str:
+    # Buys spend the run's quote asset, sells the base asset of the order's own instrument.
+    return run.started.quote_asset if order.side is Side.BUY else _base_asset(order.instrument)
+
+
+def _base_asset(instrument: str) -> str:
+    return instrument.split("/", 1)[0]
 
 
 def _reservation(run: RunView, order: OpenOrder) -> tuple[str, Decimal]:
-    asset = _spend_asset(run, order.side)
+    asset = _spend_asset(run, order)
     with localcontext(LEDGER_CONTEXT):
         if order.side is Side.SELL:
             return asset, order.qty if order.qty is not None else ZERO

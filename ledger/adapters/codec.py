@@ -109,8 +109,13 @@ def chain_hash(  # noqa: PLR0913, PLR0917 - one argument per hashed field, as au
     payload: bytes,
 ) -> str:
     """Return the hex hash of one link of the chain."""
-    header = f"{topic}\n{originator_id.hex}\n{originator_version}\n{class_version}\n{n}\n"
-    return hashlib.sha256(bytes.fromhex(prev) + header.encode() + payload).hexdigest()
+    header = _link_header(topic, originator_id.hex, originator_version, class_version, n)
+    return hashlib.sha256(bytes.fromhex(prev) + header + payload).hexdigest()
+
+
+def _link_header(topic: str, stream_hex: str, originator_version: int, class_version: int, n: int) -> bytes:
+    # What a link hashes besides the previous digest and the payload, one field per line.
+    return f"{topic}\n{stream_hex}\n{originator_version}\n{class_version}\n{n}\n".encode()
 
 
 def encode(event: LedgerEvent, prev: ChainHead) -> tuple[str, bytes, ChainHead]:
@@ -133,10 +138,8 @@ def encode_link(
     topic = TOPICS[cls]
     payload = _ENCODER.encode(event)
     stream = event.originator_id.hex
-    # chain_hash() inlined (this runs once per stored event): keep the two in step; verify
-    # recomputes every link with chain_hash(), so a divergence cannot go unnoticed.
-    header = f"{topic}\n{stream}\n{event.originator_version}\n{cls.class_version}\n{n}\n"
-    digest = hashlib.sha256(prev_digest + header.encode() + payload).digest()
+    header = _link_header(topic, stream, event.originator_version, cls.class_version, n)
+    digest = hashlib.sha256(prev_digest + header + payload).digest()
     hex_digest = digest.hex()
     state = b'{"r":"%s","n":%d,"p":"%s","h":"%s","v":%d,"e":%s}' % (
         run_hex.encode(),

@@ -92,14 +92,12 @@ class LedgerStore:
         return head
 
     def chain_heads(self) -> dict[UUID, ChainHead]:
-        """Return the committed chain head of every run."""
-        rows = self._query(
-            f"SELECT s.run_id, s.n_to, s.hash_to FROM {self._prefix}chain_segments s "  # noqa: S608
-            f"JOIN (SELECT run_id, MAX(n_to) AS n FROM {self._prefix}chain_segments "
-            "GROUP BY run_id) m ON s.run_id = m.run_id AND s.n_to = m.n",
-            (),
-        )
-        return {UUID(r[0]): ChainHead(n=r[1], hash=r[2]) for r in rows}
+        """Return the committed chain head of every run (its last committed segment)."""
+        heads: dict[UUID, ChainHead] = {}
+        for run_id, hashes in self.chain_segments().items():
+            n = max(hashes)
+            heads[run_id] = ChainHead(n=n, hash=hashes[n])
+        return heads
 
     def chain_segments(self) -> dict[UUID, dict[int, str]]:
         """Return, per run, the hash committed at the end of every append (n_to -> hash_to)."""

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
+from contextlib import closing
 from pathlib import Path
 
 from eventsourcing.persistence import (
@@ -227,7 +227,7 @@ def check_sqlite_file(path: Path) -> None:
     # Refuse anything that is not empty or already a ledger: a read must never add our tables
     # to another application's database.
     try:
-        with contextlib_closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as c:
+        with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as c:
             tables = {row[0] for row in c.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     except sqlite3.DatabaseError as e:
         msg = f"--ledger: {path} is not a SQLite ledger ({e}); point --ledger at a tradeledger.db file"
@@ -238,12 +238,3 @@ def check_sqlite_file(path: Path) -> None:
             "point --ledger at a tradeledger ledger or a new file"
         )
         raise BadInputError(msg)
-
-
-@contextmanager
-def contextlib_closing(connection: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
-    """Close a raw sqlite3 connection on exit."""
-    try:
-        yield connection
-    finally:
-        connection.close()

@@ -15,7 +15,7 @@ from uuid import UUID
 
 import pytest
 
-from ledger.domain.events import RunStarted, TradingMode
+from factories import a_run_started
 from ledger.domain.numbers import D
 from projections.performance import SECONDS_PER_YEAR, drawdown_series, metrics
 from projections.portfolio import EquityPoint, RunView
@@ -32,26 +32,7 @@ def a_run(
     cash: str = "100",
     closes: tuple[str, ...] = (),
 ) -> RunView:
-    started = RunStarted(
-        originator_id=RUN,
-        originator_version=1,
-        occurred_at=T0,
-        run_id=RUN,
-        mode=TradingMode.BACKTEST,
-        seed=0,
-        venue="test",
-        instrument="BTC/USDT",
-        base_asset="BTC",
-        quote_asset="USDT",
-        cash_initial=D(cash),
-        fee_rate=D("0.001"),
-        strategy="hand",
-        params="{}",
-        data_source="hand",
-        data_digest="0" * 64,
-        config_hash="0" * 64,
-        code_version="test",
-    )
+    started = a_run_started(run_id=RUN, originator_id=RUN, occurred_at=T0, cash_initial=cash)
     return RunView(
         run_id=RUN,
         started=started,

@@ -13,6 +13,7 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID, uuid5
 
+from factories import a_run_started
 from ledger.domain.events import (
     DecisionAction,
     DecisionMade,
@@ -86,22 +87,13 @@ class Scenario:
         return self.projection.runs[self.run_id]
 
     def start(self, cash: str = "10000") -> RunStarted:
-        event = RunStarted(
-            **self._run(),
-            mode=TradingMode.BACKTEST,
-            seed=0,
-            venue="test",
-            instrument="BTC/USDT",
-            base_asset="BTC",
-            quote_asset="USDT",
-            cash_initial=D(cash),
-            fee_rate=D("0.001"),
-            strategy="hand",
-            params="{}",
-            data_source="hand",
-            data_digest="0" * 64,
-            config_hash="0" * 64,
-            code_version="test",
+        run = self._run()
+        event = a_run_started(
+            run_id=run["run_id"],
+            originator_id=run["originator_id"],
+            version=run["originator_version"],
+            occurred_at=run["occurred_at"],
+            cash_initial=cash,
         )
         self.apply(event)
         return event
