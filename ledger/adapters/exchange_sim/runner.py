@@ -97,7 +97,7 @@ async def _started(venue: Venue, host: str, port: int) -> AsyncIterator[int]:
     )
     await runner.setup()
     try:
-        site = web.TCPSite(runner, host, port, shutdown_timeout=SHUTDOWN_TIMEOUT_S)
+        site = web.TCPSite(runner, host, port)
         await site.start()
         address = runner.addresses[0]
         yield int(address[1])

@@ -32,7 +32,7 @@ from ledger.adapters.exchange_sim.replies import (
     order_status,
     trade_reply,
 )
-from ledger.adapters.exchange_sim.venue import PARAMS_KEY, VENUE_KEY, Venue
+from ledger.adapters.exchange_sim.venue import PARAMS_KEY, VENUE_KEY, Venue, params_of, venue_of
 
 SIGNED = {
     ("POST", "/api/v3/order"),
@@ -146,48 +146,48 @@ def _json(body: object) -> web.Response:
 
 
 async def _post_order(request: web.Request) -> web.Response:
-    venue = request.app[VENUE_KEY]
-    params = request[PARAMS_KEY]
+    venue = venue_of(request)
+    params = params_of(request)
     new, response_type = new_order(venue, params)
     order = venue.engine.place(new, venue.now_ms())
     return _json(order_reply(order, response_type))
 
 
 async def _get_order(request: web.Request) -> web.Response:
-    venue = request.app[VENUE_KEY]
-    order = order_by_params(venue, request[PARAMS_KEY], missing=p.ORDER_NOT_FOUND)
+    venue = venue_of(request)
+    order = order_by_params(venue, params_of(request), missing=p.ORDER_NOT_FOUND)
     return _json(order_status(order))
 
 
 async def _delete_order(request: web.Request) -> web.Response:
-    venue = request.app[VENUE_KEY]
-    order = order_by_params(venue, request[PARAMS_KEY], missing=p.UNKNOWN_ORDER)
+    venue = venue_of(request)
+    order = order_by_params(venue, params_of(request), missing=p.UNKNOWN_ORDER)
     now = venue.now_ms()
     venue.engine.cancel(order, now)
     return _json(cancel_reply(order, now))
 
 
 async def _open_orders(request: web.Request) -> web.Response:
-    venue = request.app[VENUE_KEY]
-    params = request[PARAMS_KEY]
+    venue = venue_of(request)
+    params = params_of(request)
     symbol = venue.rules_of(params).symbol if params.get("symbol") else None
     return _json([order_status(o) for o in venue.engine.open_orders(symbol)])
 
 
 async def _all_orders(request: web.Request) -> web.Response:
-    venue = request.app[VENUE_KEY]
-    symbol = venue.rules_of(request[PARAMS_KEY]).symbol
+    venue = venue_of(request)
+    symbol = venue.rules_of(params_of(request)).symbol
     return _json([order_status(o) for o in venue.engine.orders if o.request.symbol == symbol])
 
 
 async def _account(request: web.Request) -> web.Response:
-    venue = request.app[VENUE_KEY]
+    venue = venue_of(request)
     return _json(account_reply(venue.engine, venue.now_ms()))
 
 
 async def _my_trades(request: web.Request) -> web.Response:
-    venue = request.app[VENUE_KEY]
-    params = request[PARAMS_KEY]
+    venue = venue_of(request)
+    params = params_of(request)
     symbol = venue.rules_of(params).symbol
     order_id = params.get("orderId")
     trades = [

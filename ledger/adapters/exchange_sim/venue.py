@@ -34,8 +34,7 @@ def venue_of(request: web.Request) -> Venue:
 
 def params_of(request: web.Request) -> dict[str, str]:
     """Return the request's Binance parameters (set by the server's middleware)."""
-    params: dict[str, str] = request[PARAMS_KEY]
-    return params
+    return request[PARAMS_KEY]
 
 
 def wall_clock_ms() -> int:
@@ -140,6 +139,6 @@ def _amount(name: str, text: str) -> Decimal:
 
 
 VENUE_KEY: web.AppKey[Venue] = web.AppKey("venue", Venue)
-PARAMS_KEY = "binance_params"
+PARAMS_KEY: web.RequestKey[dict[str, str]] = web.RequestKey("binance_params", dict)
 
 __all__ = ["BinanceError", "Venue", "params_of", "venue_of", "wall_clock_ms"]
