@@ -13,9 +13,11 @@ from __future__ import annotations
 import os
 import tempfile
 from collections.abc import Iterable
+from dataclasses import dataclass
 from decimal import localcontext
 from pathlib import Path
 from typing import Any, BinaryIO
+from uuid import UUID
 
 import duckdb
 import msgspec
@@ -345,6 +347,59 @@ def sync(path: Path, reader: EventLogReader, portfolio: PortfolioProjection, upt
     finally:
         spool.close()
         con.close()
+
+
+@dataclass(frozen=True, kw_only=True)
+class RowDifference:
+    """The first row of a run where the projection file and a rebuild disagree."""
+
+    table: str
+    seq: int | None
+    column: str
+    stored: str
+    rebuilt: str
+
+
+def compare_run(stored: Path, rebuilt: Path, run_id: UUID) -> RowDifference | None:
+    """Return the first difference between two analytics files' rows of ``run_id``, or None.
+
+    Tables are compared in ``TABLES`` order, rows sorted on every column, so the comparison does
+    not depend on insertion order; the first differing row names its column.
+    """
+    con = duckdb.connect(str(stored), read_only=True)
+    try:
+        con.execute("ATTACH ? AS rebuilt (READ_ONLY)", [str(rebuilt)])
+        for table, columns in TABLES.items():
+            sql = f"SELECT * FROM {{db}}.{table} WHERE run_id = ? ORDER BY ALL"  # noqa: S608
+            left = con.execute(sql.format(db="main"), [str(run_id)]).fetchall()
+            right = con.execute(sql.format(db="rebuilt"), [str(run_id)]).fetchall()
+            found = _first_row_difference(table, list(columns), left, right)
+            if found is not None:
+                return found
+        return None
+    finally:
+        con.close()
+
+
+def _first_row_difference(
+    table: str, columns: list[str], left: list[tuple[Any, ...]], right: list[tuple[Any, ...]]
+) -> RowDifference | None:
+    has_seq = columns[0] == "seq"
+    for a, b in zip(left, right, strict=False):
+        if a != b:
+            column = next(i for i, (x, y) in enumerate(zip(a, b, strict=True)) if x != y)
+            return RowDifference(
+                table=table,
+                seq=a[0] if has_seq else None,
+                column=columns[column],
+                stored=str(a[column]),
+                rebuilt=str(b[column]),
+            )
+    if len(left) != len(right):
+        return RowDifference(
+            table=table, seq=None, column="rows", stored=f"{len(left)} rows", rebuilt=f"{len(right)} rows"
+        )
+    return None
 
 
 EXPORT_COLUMNS = {

@@ -28,6 +28,7 @@ from ledger.domain.events import (
     OrderRejected,
     OrderSubmitted,
     PriceMarked,
+    RunCheckpointed,
     RunEnded,
     RunStarted,
     Side,
@@ -193,6 +194,8 @@ class PortfolioProjection:
                 self._mark(run, event.instrument, event.price, event.occurred_at)
             case DecisionMade():
                 run.decisions += 1
+            case RunCheckpointed():
+                pass  # the run's own figures, for audit replays; nothing to fold
             case RunEnded():
                 run.ended = event
                 if event.price_mark is not None:

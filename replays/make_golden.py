@@ -26,9 +26,10 @@ import json
 import sqlite3
 import sys
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -235,6 +236,7 @@ def upcast_history() -> list[tuple[LedgerEvent, int]]:
                 data_digest="0" * 64,
                 config_hash="0" * 64,
                 code_version="0.0.9",
+                fill_model="next-open",
                 **common,
             ),
             1,
@@ -346,6 +348,13 @@ def upcast_history() -> list[tuple[LedgerEvent, int]]:
     ]
 
 
+# The fields each event gained after its version 1 (what encode_old drops to write a v1 row).
+ADDED_SINCE_V1: dict[type, tuple[str, ...]] = {
+    OrderFilled: ("price_expected",),
+    RunStarted: ("fill_model",),
+}
+
+
 def upcast_rows() -> list[Row]:
     """Return the scenario's stored rows, chained as the store would have chained them."""
     rows = []
@@ -354,7 +363,7 @@ def upcast_rows() -> list[Row]:
         if version == type(event).class_version:
             topic, state, head = codec.encode(event, head)
         else:
-            state = encode_old(event, head, schema_version=version, dropped=("price_expected",))
+            state = encode_old(event, head, schema_version=version, dropped=ADDED_SINCE_V1[type(event)])
             topic = codec.TOPICS[type(event)]
             envelope = codec.decode_envelope(state)
             head = ChainHead(n=envelope.n, hash=envelope.h)
@@ -362,16 +371,53 @@ def upcast_rows() -> list[Row]:
     return rows
 
 
-# -- scenario: the bundled sample's first day, backtested ----------------------------------------
+# -- scenarios: slices of the bundled sample, backtested -----------------------------------------
 
-BUNDLED = "bundled_sma_first_day"
+BUNDLED = "bundled_sma_first_day"  # recorded by 0.1.0: RunStarted v1, no checkpoints
 BUNDLED_BARS = 1440
+TWO_DAYS = "bundled_sma_two_days"  # recorded by 0.2.0: RunStarted v2, daily checkpoints
+
+
+@dataclass(frozen=True)
+class BacktestScenario:
+    """A backtest over the first ``bars`` one-minute bars of the bundled sample."""
+
+    bars: int
+    params: dict[str, str]
+    origin: str
+
+
+BACKTEST_SCENARIOS = {
+    BUNDLED: BacktestScenario(
+        bars=BUNDLED_BARS,
+        params={},
+        origin=(
+            "backtest of the first 1,440 bars of "
+            "ledger/data/binance_spot_BTCUSDT_1m_20250520_20250618.csv.gz (2025-05-20 UTC), "
+            "SMA(10)/SMA(30), seed 0, by replays/make_golden.py"
+        ),
+    ),
+    TWO_DAYS: BacktestScenario(
+        bars=2880,
+        params={"fast": "8", "slow": "21"},
+        origin=(
+            "backtest of the first 2,880 bars of "
+            "ledger/data/binance_spot_BTCUSDT_1m_20250520_20250618.csv.gz (2025-05-20 and 21 UTC), "
+            "SMA(8)/SMA(21), seed 0, by replays/make_golden.py"
+        ),
+    ),
+}
+
+
+def first_bars_csv(bars: int) -> str:
+    """Return the header and the first ``bars`` one-minute bars of the bundled sample."""
+    lines = gzip.decompress(bundled_sample().read_bytes()).decode().split("\n")
+    return "\n".join(lines[: bars + 1]) + "\n"
 
 
 def first_day_csv() -> str:
     """Return the header and the first 1,440 one-minute bars of the bundled sample."""
-    lines = gzip.decompress(bundled_sample().read_bytes()).decode().split("\n")
-    return "\n".join(lines[: BUNDLED_BARS + 1]) + "\n"
+    return first_bars_csv(BUNDLED_BARS)
 
 
 def backtest_request(scenario: Path, ledger_url: str) -> BacktestRequest:
@@ -400,16 +446,17 @@ def run_recorded_backtest(scenario: Path, workdir: Path) -> tuple[UUID, bytes, l
         store.close()
 
 
-_BUNDLED_INPUTS = {
-    "data": "candles.csv",
-    "symbol": "BTC/USDT",
-    "strategy": "sma",
-    "params": {},
-    "cash": "10000",
-    "fee": "0.001",
-    "seed": 0,
-    "fill_model": "next-open",
-}
+def _inputs(params: dict[str, str]) -> dict[str, Any]:
+    return {
+        "data": "candles.csv",
+        "symbol": "BTC/USDT",
+        "strategy": "sma",
+        "params": params,
+        "cash": "10000",
+        "fee": "0.001",
+        "seed": 0,
+        "fill_model": "next-open",
+    }
 
 
 # -- writing -------------------------------------------------------------------------------------
@@ -454,18 +501,21 @@ def build_upcast(*, rewrite: bool) -> None:
     write_expected(scenario, load_rows(scenario / "events.jsonl"))
 
 
-def build_bundled(*, rewrite: bool) -> None:
+def build_backtest(name: str, *, rewrite: bool) -> None:
     """Slice the bundled sample, run the recorded backtest and write the scenario."""
-    scenario = REPLAYS / BUNDLED
+    spec = BACKTEST_SCENARIOS[name]
+    scenario = REPLAYS / name
     scenario.mkdir(exist_ok=True)
-    (scenario / "candles.csv").write_text(first_day_csv())
+    (scenario / "candles.csv").write_text(first_bars_csv(spec.bars))
     manifest_path = scenario / "manifest.json"
-    manifest_path.write_text(json.dumps({"inputs": _BUNDLED_INPUTS}, indent=2, sort_keys=True) + "\n")
+    recorded = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
+    inputs = _inputs(spec.params)
+    manifest_path.write_text(json.dumps({"inputs": inputs}, indent=2, sort_keys=True) + "\n")
     with tempfile.TemporaryDirectory() as work:
         run_id, export, rows = run_recorded_backtest(scenario, Path(work))
     started = next(e for e in decode_rows(rows) if isinstance(e, RunStarted))
     manifest: dict[str, Any] = {
-        "inputs": _BUNDLED_INPUTS,
+        "inputs": inputs,
         "run_id": str(run_id),
         "mode": started.mode.value,
         "seed": started.seed,
@@ -473,19 +523,20 @@ def build_bundled(*, rewrite: bool) -> None:
         "data_digest": started.data_digest,
         "code_version": started.code_version,
         "events": len(rows),
-        "origin": (
-            "backtest of the first 1,440 bars of "
-            "ledger/data/binance_spot_BTCUSDT_1m_20250520_20250618.csv.gz (2025-05-20 UTC), "
-            "SMA(10)/SMA(30), seed 0, by replays/make_golden.py"
-        ),
+        "origin": spec.origin,
     }
+    if recorded and not rewrite:
+        manifest = recorded  # the manifest describes the recorded history, which is kept
     manifest_path.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     _write_history(scenario, rows, rewrite=rewrite)
     write_expected(scenario, load_rows(scenario / "events.jsonl"))
     (scenario / "expected" / "export.jsonl").write_bytes(export)
 
 
-BUILDERS = {UPCAST: build_upcast, BUNDLED: build_bundled}
+BUILDERS: dict[str, Callable[..., None]] = {
+    UPCAST: build_upcast,
+    **{name: partial(build_backtest, name) for name in BACKTEST_SCENARIOS},
+}
 
 
 def main() -> None:

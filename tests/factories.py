@@ -43,6 +43,7 @@ from ledger.domain.events import (
     OrderSubmitted,
     OrderType,
     PriceMarked,
+    RunCheckpointed,
     RunEnded,
     RunStarted,
     Side,
@@ -168,6 +169,7 @@ def a_run_started(
     data_digest: str | None = None,
     config_hash: str | None = None,
     code_version: str = "0.1.0",
+    fill_model: str = "next-open",
 ) -> RunStarted:
     """Return the first event of a run."""
     run = _run(run_id)
@@ -190,6 +192,7 @@ def a_run_started(
         data_digest="d" * 64 if data_digest is None else data_digest,
         config_hash="c" * 64 if config_hash is None else config_hash,
         code_version=code_version,
+        fill_model=fill_model,
     )
 
 
@@ -213,6 +216,33 @@ def a_run_ended(
         reason=reason,
         equity_final=D(equity_final),
         price_mark=_number(price_mark),
+    )
+
+
+def a_run_checkpointed(
+    *,
+    run_id: UUID | None = None,
+    version: int = 3,
+    originator_id: UUID | None = None,
+    occurred_at: datetime | None = None,
+    events: int = 2,
+    fills: int = 0,
+    positions: str = "{}",
+    balances: str = '{"USDT":{"reserved":"0","total":"10000"}}',
+    equity: Number = "10000",
+) -> RunCheckpointed:
+    """Return the run's own record of its figures at one point."""
+    run = _run(run_id)
+    return RunCheckpointed(
+        originator_id=_run_stream(originator_id, run),
+        originator_version=version,
+        occurred_at=_when(occurred_at),
+        run_id=run,
+        events=events,
+        fills=fills,
+        positions=positions,
+        balances=balances,
+        equity=D(equity),
     )
 
 
@@ -567,9 +597,9 @@ def one_of_each_event(run_id: UUID | None = None) -> list[LedgerEvent]:
     """Return one event of every type, with stream versions that fit one append.
 
     The run stream holds RunStarted(1), DecisionMade(2), PriceMarked(3), TradingModeSwitched(4),
-    RunEnded(5); order 1 is placed, submitted, accepted, filled twice, cancel-requested and
-    canceled; order 2 is denied; order 3 is rejected; order 4 expires; the control stream is
-    engaged and released. Fifteen event types, sixteen with both kill-switch events.
+    RunCheckpointed(5), RunEnded(6); order 1 is placed, submitted, accepted, filled twice,
+    cancel-requested and canceled; order 2 is denied; order 3 is rejected; order 4 expires; the
+    control stream is engaged and released. Seventeen event types.
     """
     run = _run(run_id)
     return [
@@ -599,5 +629,6 @@ def one_of_each_event(run_id: UUID | None = None) -> list[LedgerEvent]:
         ),
         a_kill_switch_engaged(version=1),
         a_kill_switch_released(version=2),
-        a_run_ended(run_id=run, version=5, price_mark=None, equity_final="9999.5"),
+        a_run_checkpointed(run_id=run, version=5, events=21, fills=2, equity="9999.5"),
+        a_run_ended(run_id=run, version=6, price_mark=None, equity_final="9999.5"),
     ]

@@ -33,6 +33,7 @@ from ledger.domain.events import (
     OrderSubmitted,
     OrderType,
     PriceMarked,
+    RunCheckpointed,
     RunEnded,
     RunStarted,
     Side,
@@ -40,10 +41,11 @@ from ledger.domain.events import (
 )
 from ledger.domain.identifiers import order_stream_id, run_stream_id
 from ledger.domain.instruments import Instrument
-from ledger.domain.numbers import ZERO
+from ledger.domain.numbers import ZERO, D
 from ledger.domain.order import FillReport, OrderEnded, OrderState, evolve, fill_events
 from ledger.domain.trading_session import gate
 from ledger.ports import EventStore, ExchangeGateway, IdGenerator
+from projections.checkpoints import figures
 from projections.portfolio import PortfolioProjection, RunView
 
 # Why 1,000: see ledger.adapters.store.APPEND_CHUNK; flushing at bar boundaries keeps a bar's
@@ -52,6 +54,9 @@ FLUSH_AT = 1000
 # Why hourly: a point per hour keeps the equity curve small (2,200 points for 3 months of 1m
 # bars) while still resolving intraday drawdowns; coarser data marks every bar.
 MARK_INTERVAL_MS = 3_600_000
+# Why daily: a checkpoint pins the run's own positions and balances for audit replays (C14);
+# one a day bounds how far back a divergence can hide at 1,440 one-minute bars.
+CHECKPOINT_INTERVAL_MS = 86_400_000
 
 
 class BacktestVenue(ExchangeGateway, Protocol):
@@ -84,6 +89,7 @@ class BacktestSpec:
     seed: int
     config_hash: str
     code_version: str
+    fill_model: str = "next-open"
     halted: bool = False  # the ledger's kill switch at start
 
 
@@ -156,11 +162,15 @@ class BacktestRun:
         decide[candidates] = True
         mark = np.zeros(len(candles), dtype=bool)
         mark[marks] = True
+        checkpoint = np.zeros(len(candles), dtype=bool)
+        checkpoint[_mark_bars(candles, CHECKPOINT_INTERVAL_MS)] = True
         bars = np.union1d(np.union1d(candidates, candidates + 1), marks)
         self._start()
         step = max(1, bars.size // 100)
         for count, bar in enumerate(bars.tolist()):
             await self._bar(bar, decide=bool(decide[bar]), mark=bool(mark[bar]))
+            if checkpoint[bar]:
+                self._checkpoint()
             self.writer.flush()
             if progress is not None and count % step == 0:
                 progress(bar, last)
@@ -199,6 +209,7 @@ class BacktestRun:
                 data_digest=candles.digest,
                 config_hash=spec.config_hash,
                 code_version=spec.code_version,
+                fill_model=spec.fill_model,
             )
         )
 
@@ -343,11 +354,28 @@ class BacktestRun:
             state = evolve(state, event)
         self.orders[report.client_order_id] = state
 
+    def _checkpoint(self) -> None:
+        state = figures(self.portfolio.runs[self.run_id])
+        self.writer.record(
+            RunCheckpointed(
+                originator_id=run_stream_id(self.run_id),
+                originator_version=self._next_run_version(),
+                occurred_at=self.clock.now(),
+                run_id=self.run_id,
+                events=state.events,
+                fills=state.fills,
+                positions=state.positions_json(),
+                balances=state.balances_json(),
+                equity=D(state.equity),
+            )
+        )
+
     def _end(self, last: int) -> None:
         candles = self.candles
         self.clock.set(candles.close_at(last))
         price = candles.price(candles.close[last])
         run = self.portfolio.runs[self.run_id]
+        self._checkpoint()
         self.writer.record(
             RunEnded(
                 originator_id=run_stream_id(self.run_id),
@@ -362,10 +390,10 @@ class BacktestRun:
         self.writer.flush(force=True)
 
 
-def _mark_bars(candles: Candles) -> npt.NDArray[np.int64]:
-    # Mark the bar whose close ends each hour (every bar for hourly or coarser data); the last
-    # bar is marked by RunEnded.
+def _mark_bars(candles: Candles, interval_ms: int = MARK_INTERVAL_MS) -> npt.NDArray[np.int64]:
+    # The bar whose close ends each interval (every bar for data as coarse as the interval);
+    # the last bar is marked by RunEnded.
     close_ms = candles.open_time_ms + candles.interval_ms
-    hour = close_ms // MARK_INTERVAL_MS
-    bars = np.flatnonzero(hour[1:] != hour[:-1]) + 1
+    period = close_ms // interval_ms
+    bars = np.flatnonzero(period[1:] != period[:-1]) + 1
     return bars[bars < len(candles) - 1].astype(np.int64)

@@ -106,7 +106,9 @@ class _Event:
 class RunStarted(_Event):
     """The engine started a run with the inputs needed to reproduce it."""
 
-    class_version: ClassVar[int] = 1
+    # Version 2 added fill_model, so a backtest can be re-run from its RunStarted alone;
+    # version-1 runs were all filled at the next bar's open (the only model then).
+    class_version: ClassVar[int] = 2
 
     mode: TradingMode
     seed: int
@@ -122,11 +124,17 @@ class RunStarted(_Event):
     data_digest: str
     config_hash: str
     code_version: str
+    fill_model: str
 
     def __post_init__(self) -> None:
         super().__post_init__()
         _require_positive(self.cash_initial, "cash_initial")
         _require_non_negative(self.fee_rate, "fee_rate")
+
+    @staticmethod
+    def upcast_v1_v2(state: dict[str, Any]) -> None:
+        """Lift a version-1 start: next-bar-open was the only fill model."""
+        state["fill_model"] = "next-open"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -138,6 +146,19 @@ class RunEnded(_Event):
     reason: str
     equity_final: Decimal
     price_mark: Decimal | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunCheckpointed(_Event):
+    """The engine recorded its own projection of the run so far, for audit replays to check."""
+
+    class_version: ClassVar[int] = 1
+
+    events: int  # the run's events before this one
+    fills: int
+    positions: str  # canonical JSON {instrument: {qty_open, price_avg, pnl_realized, fee_total}}
+    balances: str  # canonical JSON {asset: {total, reserved}}
+    equity: Decimal  # quote-asset equity at the last marks
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -339,6 +360,7 @@ class KillSwitchReleased(_Event):
 LedgerEvent = (
     RunStarted
     | RunEnded
+    | RunCheckpointed
     | PriceMarked
     | DecisionMade
     | OrderPlaced
@@ -358,6 +380,7 @@ LedgerEvent = (
 EVENT_TYPES: tuple[type[LedgerEvent], ...] = (
     RunStarted,
     RunEnded,
+    RunCheckpointed,
     PriceMarked,
     DecisionMade,
     OrderPlaced,

@@ -24,6 +24,7 @@ from rich.table import Table
 from ledger import bootstrap
 from ledger.adapters import audit
 from ledger.adapters.store import LedgerStore, StoreError, is_postgres_url
+from ledger.bootstrap.replay import replay_run
 from ledger.domain.errors import (
     BadInputError,
     InvariantViolationError,
@@ -292,6 +293,39 @@ def verify(
     if not result.ok:
         raise typer.Exit(EXIT_INTEGRITY)
     out.print(f"verified {result.events} events in {len(result.runs)} run(s): chain intact")
+
+
+@app.command()
+def replay(
+    run: Annotated[str, typer.Argument(help="run id or unique prefix")],
+    data: Annotated[
+        Path | None,
+        typer.Option(help="the backtest's data file, when it is not where the run read it"),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
+) -> None:
+    """Audit a run: verify its chain, rebuild and compare projections, re-run a backtest.
+
+    Exits 3 and names the first divergent event and field when anything disagrees.
+    """
+    store = _store()
+    run_id = views.resolve_run(bootstrap.read_portfolio(store)[0], run).run_id
+    with _progress("replay"):
+        found = replay_run(store, run_id, data_path=data, analytics_path=_analytics_path(STATE.ledger))
+    if as_json:
+        _print_json(views.replay_view(found))
+    else:
+        _table("replay", [{"check": c.name, "status": c.status, "detail": c.detail} for c in found.checks])
+    if found.divergence is not None:
+        d = found.divergence
+        where = "no single row" if d.seq is None else f"seq {d.seq}"
+        _say(
+            f"run {run_id}: first divergence ({d.check}) at {where}, {d.event}.{d.field}: "
+            f"recorded {d.recorded!r}, replayed {d.replayed!r}"
+        )
+        raise typer.Exit(EXIT_INTEGRITY)
+    if not as_json:
+        out.print(f"replayed run {run_id}: {found.events} events, every check agrees")
 
 
 @app.command()

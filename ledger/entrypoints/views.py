@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from decimal import Decimal
 from typing import Any
 
+from ledger.bootstrap.replay import ReplayReport
 from ledger.domain.errors import RunNotFoundError
 from ledger.domain.numbers import plain
 from projections.performance import metrics
@@ -105,4 +107,21 @@ def backtest_summary(run: RunView, chain_head: str) -> dict[str, Any]:
         "fees": plain(Decimal(stats["fees"])),
         "chain_head": chain_head,
         "metrics": stats,
+    }
+
+
+def replay_view(report: ReplayReport) -> dict[str, Any]:
+    """Return a replay report as the ``replay --json`` object."""
+    divergence = report.divergence
+    return {
+        "run_id": str(report.run_id),
+        "mode": report.mode,
+        "events": report.events,
+        "ok": report.ok,
+        "code_version": {
+            "recorded": report.code_version_recorded,
+            "replaying": report.code_version_replaying,
+        },
+        "checks": [{"name": c.name, "status": c.status, "detail": c.detail} for c in report.checks],
+        "divergence": None if divergence is None else asdict(divergence),
     }

@@ -139,6 +139,7 @@ def _start(h: _History, draw: st.DrawFn) -> None:
             data_digest="0" * 64,
             config_hash="0" * 64,
             code_version="test",
+            fill_model="next-open",
         )
     )
 

@@ -65,7 +65,7 @@ def scenario(request: pytest.FixtureRequest) -> Path:
 
 
 def test_there_are_scenarios() -> None:
-    assert {p.name for p in SCENARIOS} >= {golden.UPCAST, golden.BUNDLED}
+    assert {p.name for p in SCENARIOS} >= {golden.UPCAST, golden.BUNDLED, golden.TWO_DAYS}
     for path in SCENARIOS:
         assert (path / "README.md").exists(), f"{path.name} needs a README.md saying where it came from"
 
@@ -208,37 +208,76 @@ def test_upcast_scenario_worked_example() -> None:
     assert run.slippage_bps == {"BTC/USDT": [D("0.99000099")]}
 
 
-# -- bundled_sma_first_day -----------------------------------------------------------------------
+# -- backtest scenarios ---------------------------------------------------------------------------
+
+BACKTESTS = sorted(golden.BACKTEST_SCENARIOS)
 
 
-def test_bundled_backtest_rerun_from_recorded_inputs_exports_identical_bytes(tmp_path: Path) -> None:
-    scenario = REPLAYS / golden.BUNDLED
+@pytest.mark.parametrize("name", BACKTESTS)
+def test_backtest_rerun_from_recorded_inputs_exports_identical_bytes(name: str, tmp_path: Path) -> None:
+    scenario = REPLAYS / name
     manifest = json.loads((scenario / "manifest.json").read_text())
 
-    run_id, export, rows = golden.run_recorded_backtest(scenario, tmp_path)
+    run_id, export, _ = golden.run_recorded_backtest(scenario, tmp_path)
 
     assert str(run_id) == manifest["run_id"]
-    assert len(rows) == manifest["events"]
     _check_golden(scenario / "expected" / "export.jsonl", export)
 
 
-def test_bundled_backtest_rerun_reproduces_the_recorded_history(tmp_path: Path) -> None:
-    scenario = REPLAYS / golden.BUNDLED
+@pytest.mark.parametrize("name", BACKTESTS)
+def test_backtest_rerun_reproduces_the_recorded_history(name: str, tmp_path: Path) -> None:
+    scenario = REPLAYS / name
     manifest = json.loads((scenario / "manifest.json").read_text())
     if manifest["code_version"] != ledger.__version__:
         pytest.skip(
-            f"the history was recorded by {manifest['code_version']}, this is {ledger.__version__}; "
-            "RunStarted records the code version, so only the export golden applies"
+            f"{name} was recorded by {manifest['code_version']}, this is {ledger.__version__}; "
+            "`tradeledger replay` reports where today's code departs from it (expected/replay.json)"
         )
 
     _, _, rows = golden.run_recorded_backtest(scenario, tmp_path)
 
+    assert len(rows) == manifest["events"]
     assert golden.rows_text(rows) == (scenario / "events.jsonl").read_text()
 
 
-def test_bundled_inputs_are_the_first_day_of_the_bundled_sample() -> None:
-    scenario = REPLAYS / golden.BUNDLED
-    text = (scenario / "candles.csv").read_text()
+def test_the_current_code_has_a_scenario_to_reproduce_byte_for_byte() -> None:
+    versions = {
+        json.loads((REPLAYS / name / "manifest.json").read_text())["code_version"] for name in BACKTESTS
+    }
 
-    assert text == golden.first_day_csv()
-    assert len(text.splitlines()) == golden.BUNDLED_BARS + 1
+    assert ledger.__version__ in versions, "record a backtest scenario with this version (make_golden.py)"
+
+
+@pytest.mark.parametrize("name", BACKTESTS)
+def test_backtest_inputs_are_the_first_bars_of_the_bundled_sample(name: str) -> None:
+    spec = golden.BACKTEST_SCENARIOS[name]
+    text = (REPLAYS / name / "candles.csv").read_text()
+
+    assert text == golden.first_bars_csv(spec.bars)
+    assert len(text.splitlines()) == spec.bars + 1
+
+
+# -- `tradeledger replay` on every scenario --------------------------------------------------------
+
+
+def test_replay_command_reports_what_the_golden_says(scenario: Path, tmp_path: Path, cli) -> None:
+    """CI replays every golden run through the CLI; the report itself is a golden file.
+
+    A scenario recorded by an older version may legitimately diverge where the code changed
+    since (its expected/replay.json says where); everything else must agree.
+    """
+    rows = golden.load_rows(scenario / "events.jsonl")
+    ledger_path = tmp_path / "ledger.db"
+    golden.insert_rows(ledger_path, rows)
+    run_id = json.loads((scenario / "manifest.json").read_text())["run_id"]
+    data = ["--data", str(scenario / "candles.csv")] if (scenario / "candles.csv").exists() else []
+    assert (
+        cli("--ledger", ledger_path, "query", "SELECT count(*) FROM events").returncode == 0
+    )  # builds DuckDB
+
+    code, out, err = cli("--ledger", ledger_path, "replay", run_id, "--json", *data)
+
+    report = json.loads(out)
+    assert code == (0 if report["ok"] else 3), err
+    report["code_version"]["replaying"] = "<this version>"
+    _check_golden(scenario / "expected" / "replay.json", json.dumps(report, indent=2, sort_keys=True) + "\n")

@@ -23,6 +23,7 @@ from ledger.application.candles import Candles
 from ledger.domain.errors import ParameterError
 from ledger.domain.identifiers import CONTROL_RUN_ID, run_stream_id
 from ledger.domain.instruments import instrument_for
+from ledger.domain.numbers import plain
 from ledger.domain.trading_session import kill_switch_engaged
 from ledger.strategies import build_strategy
 from projections.portfolio import PortfolioProjection
@@ -32,6 +33,14 @@ BUNDLED_SAMPLE = "binance_spot_BTCUSDT_1m_20250520_20250618.csv.gz"
 FILL_MODELS = ("next-open",)
 # Why 10%: no venue charges more; a larger value is a typo (1 instead of 0.001, say).
 FEE_RATE_MAX = Decimal("0.1")
+
+
+@dataclass(frozen=True, kw_only=True)
+class RecordedStart:
+    """What an audit replay pins to the recorded run: its id and the kill switch at its start."""
+
+    run_id: UUID
+    halted: bool
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -47,6 +56,7 @@ class BacktestRequest:
     fee: str = "0.001"
     seed: int = 0
     fill_model: str = "next-open"
+    data_label: str | None = None  # recorded as data_source; default: the file's name
 
 
 def code_version() -> str:
@@ -86,12 +96,14 @@ def _decimal_option(
 
 def config_hash(request: BacktestRequest, candles: Candles, strategy_params: Mapping[str, str]) -> str:
     """Return the sha256 of everything that determines a backtest's events."""
+    # Amounts as plain decimals: "10000" and "1E+4" are one input (an audit re-run passes the
+    # recorded Decimal back as text).
     config = {
         "symbol": request.symbol,
         "strategy": request.strategy,
         "params": dict(sorted(strategy_params.items())),
-        "cash": request.cash,
-        "fee": request.fee,
+        "cash": plain(Decimal(request.cash)),
+        "fee": plain(Decimal(request.fee)),
         "fill_model": request.fill_model,
         "data_digest": candles.digest,
     }
@@ -99,12 +111,16 @@ def config_hash(request: BacktestRequest, candles: Candles, strategy_params: Map
 
 
 def run_backtest_request(
-    request: BacktestRequest, progress: Callable[[int, int], None] | None = None
+    request: BacktestRequest,
+    progress: Callable[[int, int], None] | None = None,
+    *,
+    replay_of: RecordedStart | None = None,
 ) -> tuple[BacktestResult, LedgerStore]:
     """Validate every input, then run one backtest into the ledger.
 
     Nothing touches the ledger until the request, the data file and the parameters are all
-    valid, so bad input leaves it exactly as it was.
+    valid, so bad input leaves it exactly as it was. ``replay_of`` (audit replays only) pins
+    the run id and the kill-switch state to what the recorded run had.
 
     Raises:
         BadInputError: (and subclasses) an invalid option, parameter, symbol or data file.
@@ -120,12 +136,16 @@ def run_backtest_request(
         msg = f"--seed: {request.seed} is negative; use a whole number >= 0"
         raise ParameterError(msg)
     path = request.data_path if request.data_path is not None else bundled_sample()
-    candles = load_candles(path)
+    candles = load_candles(path, label=request.data_label)
     digest = config_hash(request, candles, strategy.params())
 
     store = open_ledger(request.ledger_url, create=True)
     ids = SeededIds(request.seed)
-    run_id = _free_run_id(store, ids, digest)
+    if replay_of is None:
+        run_id = _free_run_id(store, ids, digest)
+        halted = kill_switch_engaged(store.read_stream(run_stream_id(CONTROL_RUN_ID)))
+    else:
+        run_id, halted = replay_of.run_id, replay_of.halted
     spec = BacktestSpec(
         instrument=instrument,
         cash_initial=cash,
@@ -133,7 +153,8 @@ def run_backtest_request(
         seed=request.seed,
         config_hash=digest,
         code_version=code_version(),
-        halted=kill_switch_engaged(store.read_stream(run_stream_id(CONTROL_RUN_ID))),
+        fill_model=request.fill_model,
+        halted=halted,
     )
     run = BacktestRun(
         spec=spec,
