@@ -13,8 +13,8 @@ from __future__ import annotations
 import os
 import tempfile
 from collections.abc import Iterable
-from dataclasses import dataclass
-from decimal import localcontext
+from dataclasses import dataclass, field
+from decimal import Decimal, localcontext
 from pathlib import Path
 from typing import Any, BinaryIO
 from uuid import UUID
@@ -34,13 +34,16 @@ from ledger.domain.events import (
     OrderPlaced,
     OrderRejected,
     OrderSubmitted,
+    RunStarted,
 )
-from ledger.domain.numbers import LEDGER_CONTEXT
+from ledger.domain.numbers import LEDGER_CONTEXT, ZERO
 from ledger.ports import EventLogReader
+from projections.base import decode_state, encode_state
 from projections.portfolio import PortfolioProjection
+from projections.positions import Position, apply_fill
 
 NAME = "analytics"
-VERSION = 1
+VERSION = 2  # 2: fills.pnl_realized
 PAGE = 20_000
 DEC = "DECIMAL(38,18)"
 
@@ -68,6 +71,7 @@ TABLES: dict[str, dict[str, str]] = {
         "fee": DEC,
         "fee_asset": "VARCHAR",
         "price_expected": DEC,
+        "pnl_realized": DEC,  # what this fill realized (average cost, net of fees); 0 if it opened
         "occurred_at": "TIMESTAMPTZ",
     },
     "decisions": {
@@ -138,11 +142,44 @@ class QueryError(Exception):
     """DuckDB refused a query; the message is DuckDB's own."""
 
 
-def _schema(con: duckdb.DuckDBPyConnection) -> None:
+@dataclass(kw_only=True)
+class _FillBook:
+    """Positions by (run, instrument), folded alongside the rows to price each fill's PnL.
+
+    Saved with ``tracking`` in the same transaction, so an incremental sync resumes exactly.
+    """
+
+    quotes: dict[str, str] = field(default_factory=dict)  # run id -> quote asset
+    positions: dict[str, Position] = field(default_factory=dict)  # "run|instrument" -> position
+
+    def realize(self, fill: OrderFilled) -> Decimal:
+        run = str(fill.run_id)
+        key = f"{run}|{fill.instrument}"
+        position = self.positions.get(key, Position(instrument=fill.instrument))
+        fee_in_quote = fill.fee_asset == self.quotes.get(run)
+        position, close = apply_fill(position, fill, fee_in_quote=fee_in_quote)
+        self.positions[key] = position
+        return ZERO if close is None else close.pnl
+
+
+def _schema(con: duckdb.DuckDBPyConnection) -> tuple[int, _FillBook]:
+    """Create the tables; return the position synced up to and the fill book saved with it.
+
+    A file written by another projection version is dropped table by table and rebuilt.
+    """
     con.execute(
         "CREATE TABLE IF NOT EXISTS tracking "
         "(projection VARCHAR PRIMARY KEY, last_seq BIGINT, version INTEGER)"
     )
+    con.execute("ALTER TABLE tracking ADD COLUMN IF NOT EXISTS state BLOB")
+    found = con.execute(
+        "SELECT last_seq, version, state FROM tracking WHERE projection = ?", [NAME]
+    ).fetchone()
+    current = found is not None and found[1] == VERSION
+    if not current:
+        con.execute("DROP VIEW IF EXISTS orders")
+        for table in TABLES:
+            con.execute(f"DROP TABLE IF EXISTS {table}")
     for table, columns in TABLES.items():
         body = ", ".join(f'"{name}" {kind}' for name, kind in columns.items())
         con.execute(f"CREATE TABLE IF NOT EXISTS {table} ({body})")
@@ -152,9 +189,12 @@ def _schema(con: duckdb.DuckDBPyConnection) -> None:
         "(SELECT * FROM order_updates QUALIFY row_number() OVER (PARTITION BY client_order_id "
         "ORDER BY seq DESC) = 1) u USING (client_order_id)"
     )
+    if found is None or not current:
+        return 0, _FillBook()
+    return int(found[0]), decode_state(found[2], _FillBook)
 
 
-def _rows(seq: int, event: LedgerEvent) -> Iterable[tuple[str, dict[str, Any]]]:
+def _rows(seq: int, event: LedgerEvent, book: _FillBook) -> Iterable[tuple[str, dict[str, Any]]]:
     base = {"seq": seq, "run_id": str(event.run_id)}
     yield (
         "events",
@@ -167,7 +207,9 @@ def _rows(seq: int, event: LedgerEvent) -> Iterable[tuple[str, dict[str, Any]]]:
             "payload": msgspec.json.decode(_ENCODER.encode(event)),
         },
     )
-    if isinstance(event, OrderFilled):
+    if isinstance(event, RunStarted):
+        book.quotes[str(event.run_id)] = event.quote_asset
+    elif isinstance(event, OrderFilled):
         with localcontext(LEDGER_CONTEXT):
             notional = event.qty * event.price
         yield (
@@ -185,6 +227,7 @@ def _rows(seq: int, event: LedgerEvent) -> Iterable[tuple[str, dict[str, Any]]]:
                 "fee": event.fee,
                 "fee_asset": event.fee_asset,
                 "price_expected": event.price_expected,
+                "pnl_realized": book.realize(event),
                 "occurred_at": event.occurred_at,
             },
         )
@@ -235,10 +278,12 @@ def _rows(seq: int, event: LedgerEvent) -> Iterable[tuple[str, dict[str, Any]]]:
         )
 
 
-def _portfolio_rows(portfolio: PortfolioProjection) -> dict[str, list[dict[str, Any]]]:
+def _portfolio_rows(portfolio: PortfolioProjection, runs: set[str]) -> dict[str, list[dict[str, Any]]]:
     tables: dict[str, list[dict[str, Any]]] = {name: [] for name in REWRITTEN}
     for run in portfolio.runs.values():
         rid = str(run.run_id)
+        if rid not in runs:
+            continue
         for instrument, p in run.positions.items():
             tables["positions"].append(
                 {
@@ -295,53 +340,59 @@ class _Spool:
             name.unlink(missing_ok=True)
 
 
-def _spool_log(reader: EventLogReader, last: int, upto: int, spool: _Spool) -> tuple[int, int]:
+def _spool_log(
+    reader: EventLogReader, last: int, upto: int, spool: _Spool, book: _FillBook
+) -> tuple[int, int, set[str]]:
     # Stream the log after ``last`` up to ``upto`` into the spool, a page at a time, so a large
-    # log never sits in memory as rows.
+    # log never sits in memory as rows. Returns the position reached, the events applied and
+    # the runs they touched (whose portfolio rows are rewritten).
     cursor = last
     applied = 0
+    touched: set[str] = set()
     while cursor < upto:
         page = reader.read_log(cursor, PAGE)
         if not page:
             break
         for seq, event in page:
             if seq > upto:
-                return cursor, applied
-            for table, row in _rows(seq, event):
+                return cursor, applied, touched
+            touched.add(str(event.run_id))
+            for table, row in _rows(seq, event, book):
                 spool.write(table, row)
             cursor = seq
             applied += 1
-    return cursor, applied
+    return cursor, applied, touched
 
 
 def sync(path: Path, reader: EventLogReader, portfolio: PortfolioProjection, upto: int) -> int:
     """Bring the DuckDB file at ``path`` up to log position ``upto``; return events applied.
 
-    ``portfolio`` must be caught up to exactly ``upto``. A version bump or a missing file
-    rebuilds every table from seq 0.
+    ``portfolio`` must be caught up to exactly ``upto``. Event rows are appended; the
+    positions, balances and equity rows of the runs with new events are replaced. A version
+    bump or a missing file rebuilds every table from seq 0.
     """
     con = duckdb.connect(str(path))
     spool = _Spool(path.parent)
     try:
-        _schema(con)
-        found = con.execute("SELECT last_seq, version FROM tracking WHERE projection = ?", [NAME]).fetchone()
-        last = 0 if found is None or found[1] != VERSION else int(found[0])
+        last, book = _schema(con)
         if last >= upto:
             return 0
-        cursor, applied = _spool_log(reader, last, upto, spool)
-        for table, rows in _portfolio_rows(portfolio).items():
+        cursor, applied, touched = _spool_log(reader, last, upto, spool, book)
+        for table, rows in _portfolio_rows(portfolio, touched).items():
             for row in rows:
                 spool.write(table, row)
         con.execute("BEGIN TRANSACTION")
         if last == 0:
-            for table in APPENDED:
+            for table in TABLES:
                 con.execute(f"DELETE FROM {table}")  # noqa: S608 - our own table names
         for table in APPENDED:
             spool.load(con, table)
-        for table in REWRITTEN:
-            con.execute(f"DELETE FROM {table}")  # noqa: S608
+        for table in REWRITTEN:  # only the runs this sync touched
+            con.execute(f"DELETE FROM {table} WHERE list_contains(?, run_id::VARCHAR)", [sorted(touched)])  # noqa: S608
             spool.load(con, table)
-        con.execute("INSERT OR REPLACE INTO tracking VALUES (?, ?, ?)", [NAME, cursor, VERSION])
+        con.execute(
+            "INSERT OR REPLACE INTO tracking VALUES (?, ?, ?, ?)", [NAME, cursor, VERSION, encode_state(book)]
+        )
         con.execute("COMMIT")
         return applied
     finally:
@@ -450,6 +501,8 @@ def query(path: Path, sql: str) -> tuple[list[str], list[tuple[Any, ...]]]:
     """
     con = duckdb.connect(str(path), read_only=True)
     try:
+        # Ledger times are UTC; days and hours in SQL are UTC days whatever the machine's zone.
+        con.execute("SET TimeZone = 'UTC'")
         result = con.execute(sql)
         columns = [d[0] for d in result.description or []]
         return columns, result.fetchall()

@@ -11,7 +11,7 @@ import json
 import os
 import sys
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
@@ -24,6 +24,7 @@ from rich.table import Table
 from ledger import bootstrap
 from ledger.adapters import audit
 from ledger.adapters.store import LedgerStore, StoreError, is_postgres_url
+from ledger.bootstrap.follow import AnalyticsFollower, SyncStep
 from ledger.bootstrap.replay import replay_run
 from ledger.domain.errors import (
     BadInputError,
@@ -384,6 +385,37 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, int | float | str | bool) or value is None:
         return value
     return str(value)
+
+
+@app.command()
+def sync(
+    follow: Annotated[bool, typer.Option(help="keep polling the log and syncing new events")] = False,
+    interval: Annotated[float, typer.Option(help="seconds between polls with --follow")] = 0.2,
+    duration: Annotated[
+        float | None, typer.Option("--for", help="stop following after this many seconds")
+    ] = None,
+) -> None:
+    """Bring the DuckDB analytics file up to the log (with --follow, keep it current)."""
+    if interval <= 0:
+        _fail(f"--interval: {interval} must be a positive number of seconds, e.g. 0.2", EXIT_BAD_INPUT)
+    if duration is not None and duration < 0:
+        _fail(f"--for: {duration} must be a number of seconds >= 0", EXIT_BAD_INPUT)
+    follower = AnalyticsFollower(_store(), _analytics_path(STATE.ledger))
+    if not follow:
+        step = follower.step()
+        out.print(f"{follower.path}: {step.applied} new events, synced up to seq {step.synced_seq}")
+        return
+
+    synced = [0]
+
+    def report(step: SyncStep) -> None:
+        synced[0] += step.applied
+        err.print(f"synced {step.applied} events, up to seq {step.synced_seq}")
+
+    # Ctrl-C is how an open-ended --follow stops; every step before it is committed.
+    with suppress(KeyboardInterrupt):
+        follower.follow(interval_s=interval, duration_s=duration, on_step=report)
+    out.print(f"{follower.path}: followed the log, {synced[0]} events synced")
 
 
 @app.command()
