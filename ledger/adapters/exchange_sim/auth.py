@@ -32,8 +32,8 @@ from ledger.adapters.exchange_sim.protocol import (
 RECV_WINDOW_DEFAULT_MS = 5_000
 RECV_WINDOW_MAX_MS = 60_000
 AHEAD_MAX_MS = 1_000
-# Why 64: Binance keys are 64 alphanumeric characters; we accept any printable key up to
-# that many times two, and refuse only an empty or absurd header as "format invalid".
+# Why 128: Binance keys are 64 characters; any key up to twice that is compared with the
+# account's, and only an empty or absurdly long header is "format invalid" (-2014).
 API_KEY_LENGTH_MAX = 128
 
 
