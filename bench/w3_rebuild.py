@@ -51,7 +51,7 @@ from ledger.adapters.store import open_store
 from projections.portfolio import PortfolioProjection
 from projections.runner import PAGE_SIZE, rebuild
 
-BUILD_VERSION = "1"  # bump when the way the log is built changes
+BUILD_VERSION = "2"  # bump when the way the log is built changes (2: RunCheckpointed, RunStarted v2)
 # SMA (fast, slow) pairs, one run each; cycled (with a seed bump) if more events are needed.
 PAIRS = [
     (10, 30),

@@ -364,6 +364,29 @@ def _spool_log(
     return cursor, applied, touched
 
 
+def synced_seq(path: Path) -> int | None:
+    """Return the log position the file at ``path`` is synced up to (None: no usable file).
+
+    A file of another projection version counts as unusable, as does one another process
+    holds open for writing (the caller then syncs, which waits for or reports the lock).
+    """
+    if not path.exists():
+        return None
+    try:
+        con = duckdb.connect(str(path), read_only=True)
+    except duckdb.Error:
+        return None
+    try:
+        found = con.execute("SELECT last_seq, version FROM tracking WHERE projection = ?", [NAME]).fetchone()
+    except duckdb.CatalogException:
+        return None  # no tracking table yet
+    finally:
+        con.close()
+    if found is None or found[1] != VERSION:
+        return None
+    return int(found[0])
+
+
 def sync(path: Path, reader: EventLogReader, portfolio: PortfolioProjection, upto: int) -> int:
     """Bring the DuckDB file at ``path`` up to log position ``upto``; return events applied.
 

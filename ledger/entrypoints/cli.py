@@ -34,7 +34,6 @@ from ledger.domain.errors import (
     TradingHaltedError,
 )
 from ledger.domain.numbers import plain
-from ledger.entrypoints import report as report_page
 from ledger.entrypoints import views
 from projections import analytics
 from projections.portfolio import PortfolioProjection
@@ -194,7 +193,7 @@ def backtest(  # noqa: PLR0913 - the CLI contract's options
     run = portfolio.runs[result.run_id]
     summary = views.backtest_summary(run, store.chain_head(result.run_id).hash)
     if report is not None:
-        report_page.write_report(run, _fills(path, run.run_id), report)
+        _write_report(run, path, report)
     if as_json:
         _print_json(summary)
         return
@@ -217,6 +216,13 @@ def _only_zero(option: str, value: str) -> None:
         _fail(f"{option}: {value!r} is not a number; use 0", EXIT_BAD_INPUT)
     if number != 0:
         _fail(f"{option}: {value} is not available yet; only 0 is implemented", EXIT_BAD_INPUT)
+
+
+def _write_report(run: Any, path: Path, out_path: Path) -> None:
+    # plotly is imported only by the commands that draw (a twentieth of a second otherwise).
+    from ledger.entrypoints import report as report_page  # noqa: PLC0415
+
+    report_page.write_report(run, _fills(path, run.run_id), out_path)
 
 
 def _fills(path: Path, run_id: Any) -> list[dict[str, Any]]:
@@ -367,7 +373,10 @@ def query(
     as_json: Annotated[bool, typer.Option("--json", help="print a JSON list of row objects")] = False,
 ) -> None:
     """Run DuckDB SQL over the log's typed tables (read-only)."""
-    _, path = _read_side(_store())
+    store = _store()
+    path = _analytics_path(STATE.ledger)
+    if analytics.synced_seq(path) != store.max_seq():  # behind: fold and sync first
+        _, path = _read_side(store)
     try:
         columns, rows = analytics.query(path, sql)
     except analytics.QueryError as e:
@@ -418,6 +427,26 @@ def sync(
     out.print(f"{follower.path}: followed the log, {synced[0]} events synced")
 
 
+@app.command("exchange-sim")
+def exchange_sim(
+    port: Annotated[int, typer.Option(help="TCP port on 127.0.0.1")],
+    api_key: Annotated[str, typer.Option(help="the API key clients must send (X-MBX-APIKEY)")],
+    api_secret: Annotated[str, typer.Option(help="the secret requests are signed with (HMAC-SHA256)")],
+    data: Annotated[
+        Path | None, typer.Option(help="folder of binance_spot_<SYMBOL>_<interval>_*.csv[.gz] candle files")
+    ] = None,
+    faults: Annotated[
+        str | None,
+        typer.Option(help="seeded faults, e.g. latency=50,timeout_after_accept=0.1,http5xx=0.05,seed=7"),
+    ] = None,
+) -> None:
+    """Serve the local Binance-protocol spot exchange on 127.0.0.1 until interrupted."""
+    # Imported here: the web server is only needed by this command.
+    from ledger.adapters.exchange_sim import main_exchange_sim  # noqa: PLC0415
+
+    main_exchange_sim(port, api_key, api_secret, data, faults)
+
+
 @app.command()
 def rebuild() -> None:
     """Drop every projection (saved portfolio state, DuckDB file) and rebuild it from the log.
@@ -441,7 +470,7 @@ def report_command(
     """Write an offline HTML report: equity curve, drawdown, trades, metrics."""
     portfolio, path = _read_side(_store())
     view = views.resolve_run(portfolio, run)
-    report_page.write_report(view, _fills(path, view.run_id), out_path)
+    _write_report(view, path, out_path)
     out.print(f"report written to {out_path}")
 
 

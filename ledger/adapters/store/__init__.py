@@ -27,7 +27,6 @@ from pathlib import Path
 from eventsourcing.persistence import PersistenceError
 
 from ledger.adapters.store.ledger_store import LedgerStore
-from ledger.adapters.store.postgres import create_postgres_store
 from ledger.adapters.store.schema import APPEND_CHUNK, StoredRow, StoreError
 from ledger.adapters.store.sqlite import check_sqlite_file, create_sqlite_store
 from ledger.domain.errors import BadInputError
@@ -56,6 +55,10 @@ def open_store(url: str, *, create: bool) -> LedgerStore:
     """
     try:
         if is_postgres_url(url):
+            # Imported here: psycopg costs a tenth of a second at start-up, and most ledgers
+            # are SQLite files.
+            from ledger.adapters.store.postgres import create_postgres_store  # noqa: PLC0415
+
             return create_postgres_store(url)
         path = Path(url)
         if not create and not path.exists():
