@@ -154,6 +154,12 @@ def cli_command() -> list[str]:
     return [sys.executable, "-m", "ledger.entrypoints.cli"]
 
 
+@pytest.fixture
+def tradeledger_argv() -> list[str]:
+    """Return the argv prefix of the installed ``tradeledger`` (for tests that need Popen)."""
+    return cli_command()
+
+
 def run_cli(
     args: Sequence[str | os.PathLike[str]],
     *,

@@ -19,7 +19,6 @@ from typing import Any
 import duckdb
 import pytest
 
-from conftest import cli_command
 from ledger.adapters.store import LedgerStore, open_store
 from ledger.bootstrap import BacktestRequest, bundled_sample, read_portfolio, run_backtest_request
 from ledger.bootstrap.follow import AnalyticsFollower
@@ -192,12 +191,12 @@ def test_days_in_sql_are_utc_days(tmp_path: Path, two_runs) -> None:
     store.close()
 
 
-def test_sync_follow_keeps_up_with_a_concurrent_writer(tmp_path: Path, two_runs) -> None:
+def test_sync_follow_keeps_up_with_a_concurrent_writer(tmp_path: Path, two_runs, tradeledger_argv) -> None:
     ledger = tmp_path / "l.db"
     store = open_store(str(ledger), create=True)
     store.append(two_runs[:10])
     follower = subprocess.Popen(
-        [*cli_command(), "--ledger", str(ledger), "sync", "--follow", "--interval", "0.05", "--for", "6"],
+        [*tradeledger_argv, "--ledger", str(ledger), "sync", "--follow", "--interval", "0.05", "--for", "6"],
         cwd=tmp_path,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

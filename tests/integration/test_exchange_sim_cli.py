@@ -10,8 +10,6 @@ import time
 import urllib.request
 from pathlib import Path
 
-from conftest import cli_command
-
 START_TIMEOUT_S = 20.0
 
 
@@ -26,10 +24,12 @@ def _get(url: str) -> dict[str, object]:
         return json.loads(reply.read())  # type: ignore[no-any-return]
 
 
-def test_the_command_serves_time_and_the_recorded_markets_until_interrupted(tmp_path: Path) -> None:
+def test_the_command_serves_time_and_the_recorded_markets_until_interrupted(
+    tmp_path: Path, tradeledger_argv
+) -> None:
     port = _free_port()
     server = subprocess.Popen(
-        [*cli_command(), "exchange-sim", "--port", str(port), "--api-key", "k", "--api-secret", "s"],
+        [*tradeledger_argv, "exchange-sim", "--port", str(port), "--api-key", "k", "--api-secret", "s"],
         cwd=tmp_path,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
