@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal, localcontext
@@ -140,6 +141,34 @@ _ENCODER = msgspec.json.Encoder(decimal_format="string")
 
 class QueryError(Exception):
     """DuckDB refused a query; the message is DuckDB's own."""
+
+
+class AnalyticsBusyError(Exception):
+    """Another process kept the DuckDB file locked for longer than we wait."""
+
+
+# Why wait: DuckDB lets one process open a file for writing, or many for reading, never both.
+# Syncs hold the file for one short transaction (a follower, a backtest's final sync, a
+# query), so a second process waits for its turn instead of failing.
+LOCK_WAIT_S = 30.0
+LOCK_POLL_S = 0.02
+
+
+def _connect(path: Path, *, read_only: bool) -> duckdb.DuckDBPyConnection:
+    deadline = time.monotonic() + LOCK_WAIT_S
+    while True:
+        try:
+            return duckdb.connect(str(path), read_only=read_only)
+        except duckdb.IOException as e:
+            if "lock" not in str(e).lower():
+                raise
+            if time.monotonic() >= deadline:
+                msg = (
+                    f"{path} stayed locked by another process for {LOCK_WAIT_S:g} s "
+                    f"(DuckDB: {str(e).splitlines()[0]}); stop it or wait and retry"
+                )
+                raise AnalyticsBusyError(msg) from e
+            time.sleep(LOCK_POLL_S)
 
 
 @dataclass(kw_only=True)
@@ -373,9 +402,9 @@ def synced_seq(path: Path) -> int | None:
     if not path.exists():
         return None
     try:
-        con = duckdb.connect(str(path), read_only=True)
+        con = _connect(path, read_only=True)
     except duckdb.Error:
-        return None
+        return None  # not a DuckDB file we can read: the caller's sync rebuilds or reports it
     try:
         found = con.execute("SELECT last_seq, version FROM tracking WHERE projection = ?", [NAME]).fetchone()
     except duckdb.CatalogException:
@@ -394,7 +423,7 @@ def sync(path: Path, reader: EventLogReader, portfolio: PortfolioProjection, upt
     positions, balances and equity rows of the runs with new events are replaced. A version
     bump or a missing file rebuilds every table from seq 0.
     """
-    con = duckdb.connect(str(path))
+    con = _connect(path, read_only=False)
     spool = _Spool(path.parent)
     try:
         last, book = _schema(con)
@@ -440,7 +469,7 @@ def compare_run(stored: Path, rebuilt: Path, run_id: UUID) -> RowDifference | No
     Tables are compared in ``TABLES`` order, rows sorted on every column, so the comparison does
     not depend on insertion order; the first differing row names its column.
     """
-    con = duckdb.connect(str(stored), read_only=True)
+    con = _connect(stored, read_only=True)
     try:
         con.execute("ATTACH ? AS rebuilt (READ_ONLY)", [str(rebuilt)])
         for table, columns in TABLES.items():
@@ -522,7 +551,7 @@ def query(path: Path, sql: str) -> tuple[list[str], list[tuple[Any, ...]]]:
     Raises:
         QueryError: DuckDB refused the SQL (its message, as one sentence).
     """
-    con = duckdb.connect(str(path), read_only=True)
+    con = _connect(path, read_only=True)
     try:
         # Ledger times are UTC; days and hours in SQL are UTC days whatever the machine's zone.
         con.execute("SET TimeZone = 'UTC'")

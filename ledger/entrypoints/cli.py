@@ -507,6 +507,9 @@ def main() -> None:
     except (BadInputError, RunNotFoundError, StoreError, analytics.QueryError) as e:
         _say(str(e))
         sys.exit(EXIT_BAD_INPUT)
+    except analytics.AnalyticsBusyError as e:
+        _say(str(e))
+        sys.exit(1)
     except InvariantViolationError as e:
         _say(f"integrity failure: {e}")
         sys.exit(EXIT_INTEGRITY)

@@ -222,3 +222,50 @@ def test_sync_rejects_a_non_positive_interval(cli, tmp_path: Path) -> None:
 
     assert code == 2
     assert "--interval" in err
+
+
+HOLD_SCRIPT = """
+import sys, time, duckdb
+con = duckdb.connect(sys.argv[1])
+print("locked", flush=True)
+time.sleep(float(sys.argv[2]))
+con.close()
+"""
+
+
+def _hold_lock(path: Path, seconds: float) -> subprocess.Popen[str]:
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_SCRIPT, str(path), str(seconds)], stdout=subprocess.PIPE, text=True
+    )
+    assert holder.stdout is not None
+    assert holder.stdout.readline().strip() == "locked"
+    return holder
+
+
+def test_a_sync_waits_for_another_process_holding_the_file(tmp_path: Path, two_runs) -> None:
+    store = open_store(str(tmp_path / "l.db"), create=True)
+    store.append(two_runs)
+    path = tmp_path / "a.duckdb"
+    holder = _hold_lock(path, 1.0)
+    try:
+        step = AnalyticsFollower(store, path).step()  # waits for the holder, then syncs
+    finally:
+        holder.communicate(timeout=30)
+        store.close()
+
+    assert step.applied == len(two_runs)
+
+
+def test_a_file_held_too_long_is_one_clear_error(tmp_path: Path, two_runs, monkeypatch) -> None:
+    monkeypatch.setattr(analytics, "LOCK_WAIT_S", 0.3)
+    store = open_store(str(tmp_path / "l.db"), create=True)
+    store.append(two_runs[:5])
+    path = tmp_path / "a.duckdb"
+    holder = _hold_lock(path, 3.0)
+    try:
+        with pytest.raises(analytics.AnalyticsBusyError, match="stayed locked by another process"):
+            AnalyticsFollower(store, path).step()
+    finally:
+        holder.kill()
+        holder.communicate(timeout=30)
+        store.close()
