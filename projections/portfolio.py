@@ -18,6 +18,7 @@ from ledger.domain.events import (
     KillSwitchEngaged,
     KillSwitchReleased,
     LedgerEvent,
+    MarketTapeRecorded,
     OrderAccepted,
     OrderCanceled,
     OrderCancelRequested,
@@ -194,8 +195,8 @@ class PortfolioProjection:
                 self._mark(run, event.instrument, event.price, event.occurred_at)
             case DecisionMade():
                 run.decisions += 1
-            case RunCheckpointed():
-                pass  # the run's own figures, for audit replays; nothing to fold
+            case RunCheckpointed() | MarketTapeRecorded():
+                pass  # audit records (the run's own figures, its market tape): nothing to fold
             case RunEnded():
                 run.ended = event
                 if event.price_mark is not None:

@@ -9,6 +9,10 @@ Method (the seed's, stated once here and in the README):
 * A fill that reduces a position realizes ``(price - price_avg) * qty_closed * direction - fee``.
 * A fill that crosses zero closes the old position and reopens the rest at the fill price; its
   fee is split between the two parts in proportion to quantity.
+* A fee charged in the base asset (Binance takes a buy's fee from the coins bought) changes the
+  quantity instead: a buy of ``qty`` adds ``qty - fee`` at the cost of ``qty * price``, so the
+  fee is in the entry price all the same; a sell's base fee leaves the position with the sold
+  quantity and the fee.
 """
 
 from __future__ import annotations
@@ -60,20 +64,22 @@ class Close:
 
 def apply_fill(position: Position, fill: OrderFilled, *, fee_in_quote: bool) -> tuple[Position, Close | None]:
     """Return the position after ``fill`` and the close it realized, if any; pure."""
-    qty_signed = fill.qty if fill.side is Side.BUY else -fill.qty
     fee = fill.fee if fee_in_quote else ZERO
+    fee_base = fill.fee if fill.fee_asset == fill.instrument.split("/", 1)[0] else ZERO
     with localcontext(LEDGER_CONTEXT):
+        qty_signed = fill.qty - fee_base if fill.side is Side.BUY else -(fill.qty + fee_base)
         position = replace(position, fee_total=position.fee_total + fee, price_last=fill.price)
         if position.qty_open == ZERO or (position.qty_open > ZERO) == (qty_signed > ZERO):
-            return _increase(position, fill.price, qty_signed, fee), None
+            # The whole fill is paid for, the coins that paid a base fee included.
+            return _increase(position, fill.price * fill.qty, qty_signed, fee), None
         return _reduce(position, fill.price, qty_signed, fee)
 
 
-def _increase(position: Position, price: Decimal, qty_signed: Decimal, fee: Decimal) -> Position:
+def _increase(position: Position, notional: Decimal, qty_signed: Decimal, fee: Decimal) -> Position:
     qty_after = position.qty_open + qty_signed
     # A long pays the fee on top of its cost; a short receives less for what it sold.
     fee_signed = fee if qty_signed > ZERO else -fee
-    cost = position.price_avg * abs(position.qty_open) + price * abs(qty_signed) + fee_signed
+    cost = position.price_avg * abs(position.qty_open) + notional + fee_signed
     return replace(position, qty_open=qty_after, price_avg=quantize_price_avg(cost / abs(qty_after)))
 
 
@@ -93,5 +99,5 @@ def _reduce(position: Position, price: Decimal, qty_signed: Decimal, fee: Decima
     )
     if qty_rest == ZERO:
         return closed, Close(pnl=pnl)
-    reopened = _increase(closed, price, qty_after, fee - fee_close)
+    reopened = _increase(closed, price * abs(qty_after), qty_after, fee - fee_close)
     return reopened, Close(pnl=pnl)

@@ -32,6 +32,7 @@ from ledger.domain.events import (
     KillSwitchEngaged,
     KillSwitchReleased,
     LedgerEvent,
+    MarketTapeRecorded,
     OrderAccepted,
     OrderCanceled,
     OrderCancelRequested,
@@ -597,9 +598,9 @@ def one_of_each_event(run_id: UUID | None = None) -> list[LedgerEvent]:
     """Return one event of every type, with stream versions that fit one append.
 
     The run stream holds RunStarted(1), DecisionMade(2), PriceMarked(3), TradingModeSwitched(4),
-    RunCheckpointed(5), RunEnded(6); order 1 is placed, submitted, accepted, filled twice,
-    cancel-requested and canceled; order 2 is denied; order 3 is rejected; order 4 expires; the
-    control stream is engaged and released. Seventeen event types.
+    MarketTapeRecorded(5), RunCheckpointed(6), RunEnded(7); order 1 is placed, submitted,
+    accepted, filled twice, cancel-requested and canceled; order 2 is denied; order 3 is
+    rejected; order 4 expires; the control stream is engaged and released. Eighteen event types.
     """
     run = _run(run_id)
     return [
@@ -629,6 +630,15 @@ def one_of_each_event(run_id: UUID | None = None) -> list[LedgerEvent]:
         ),
         a_kill_switch_engaged(version=1),
         a_kill_switch_released(version=2),
-        a_run_checkpointed(run_id=run, version=5, events=21, fills=2, equity="9999.5"),
-        a_run_ended(run_id=run, version=6, price_mark=None, equity_final="9999.5"),
+        MarketTapeRecorded(
+            originator_id=run_stream_id(run),
+            originator_version=5,
+            occurred_at=_when(None),
+            run_id=run,
+            tape=f"{run}.jsonl",
+            digest="e" * 64,
+            bars=3,
+        ),
+        a_run_checkpointed(run_id=run, version=6, events=22, fills=2, equity="9999.5"),
+        a_run_ended(run_id=run, version=7, price_mark=None, equity_final="9999.5"),
     ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal, localcontext
 
 from ledger.application.candles import Candles
@@ -67,32 +68,58 @@ class BacktestExchange:
         return reports
 
     def _fill(self, order: OrderPlaced) -> FillReport | OrderEnded:
-        price = self._candles.price(self._candles.open[self._bar])
-        at = self._candles.open_at(self._bar)
-        with localcontext(LEDGER_CONTEXT):
-            if order.qty is not None:
-                qty = order.qty
-            elif order.qty_quote is not None:
-                qty = round_down_to_step(order.qty_quote / price, self._instrument.qty_step)
-            else:  # OrderPlaced guarantees one of the two
-                msg = f"order {order.client_order_id} has neither qty nor qty_quote"
-                raise InvariantViolationError(msg)
-            if qty < self._instrument.qty_min or qty == ZERO:
-                return OrderEnded(
-                    client_order_id=order.client_order_id,
-                    reason=f"size rounds to {qty} at {price}",
-                    occurred_at=at,
-                )
-            fee = qty * price * self._fee_rate
-        self._trades += 1
-        return FillReport(
-            client_order_id=order.client_order_id,
+        report = fill_at_open(
+            order,
+            price=self._candles.price(self._candles.open[self._bar]),
+            at=self._candles.open_at(self._bar),
+            instrument=self._instrument,
+            fee_rate=self._fee_rate,
+            trade_id=f"bt-t-{self._trades + 1}",
             venue=self.venue,
-            venue_trade_id=f"bt-t-{self._trades}",
-            side=order.side,
-            qty=qty,
-            price=price,
-            fee=fee,
-            fee_asset=self._instrument.quote_asset,
-            occurred_at=at,
         )
+        if isinstance(report, FillReport):
+            self._trades += 1
+        return report
+
+
+def fill_at_open(  # noqa: PLR0913 - the fill model's inputs, keyword-only
+    order: OrderPlaced,
+    *,
+    price: Decimal,
+    at: datetime,
+    instrument: Instrument,
+    fee_rate: Decimal,
+    trade_id: str,
+    venue: str,
+) -> FillReport | OrderEnded:
+    """Fill ``order`` whole at ``price`` (a bar's open), fee in the quote asset.
+
+    The next-open fill model shared by backtests and paper sessions: a quote-sized order buys
+    ``floor(qty_quote / price)`` to the step; a size below the minimum ends the order unfilled.
+    """
+    with localcontext(LEDGER_CONTEXT):
+        if order.qty is not None:
+            qty = order.qty
+        elif order.qty_quote is not None:
+            qty = round_down_to_step(order.qty_quote / price, instrument.qty_step)
+        else:  # OrderPlaced guarantees one of the two
+            msg = f"order {order.client_order_id} has neither qty nor qty_quote"
+            raise InvariantViolationError(msg)
+        if qty < instrument.qty_min or qty == ZERO:
+            return OrderEnded(
+                client_order_id=order.client_order_id,
+                reason=f"size rounds to {qty} at {price}",
+                occurred_at=at,
+            )
+        fee = qty * price * fee_rate
+    return FillReport(
+        client_order_id=order.client_order_id,
+        venue=venue,
+        venue_trade_id=trade_id,
+        side=order.side,
+        qty=qty,
+        price=price,
+        fee=fee,
+        fee_asset=instrument.quote_asset,
+        occurred_at=at,
+    )

@@ -42,3 +42,36 @@ class Candles:
     def close_at(self, bar: int) -> datetime:
         """Return the bar's close time: its open plus the series interval."""
         return EPOCH + timedelta(milliseconds=int(self.open_time_ms[bar]) + self.interval_ms)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Bar:
+    """One closed bar as a venue reported it (prices exact)."""
+
+    open_ms: int
+    open: Decimal
+    high: Decimal
+    low: Decimal
+    close: Decimal
+    volume: Decimal
+
+
+def candles_from_bars(bars: list[Bar], *, source: str, interval_ms: int) -> Candles:
+    """Return ``bars`` as a ``Candles`` series in integer units of their finest price digit."""
+    prices = [p for b in bars for p in (b.open, b.high, b.low, b.close)]
+    scale = max((max(0, -int(p.as_tuple().exponent)) for p in prices), default=0)
+
+    def units(values: list[Decimal]) -> IntArray:
+        return np.array([int(v.scaleb(scale)) for v in values], dtype=np.int64)
+
+    return Candles(
+        source=source,
+        digest="",
+        open_time_ms=np.array([b.open_ms for b in bars], dtype=np.int64),
+        open=units([b.open for b in bars]),
+        high=units([b.high for b in bars]),
+        low=units([b.low for b in bars]),
+        close=units([b.close for b in bars]),
+        price_scale=scale,
+        interval_ms=interval_ms,
+    )

@@ -162,6 +162,17 @@ class RunCheckpointed(_Event):
 
 
 @dataclass(frozen=True, kw_only=True)
+class MarketTapeRecorded(_Event):
+    """A paper or live session recorded the market data it saw (its tape) in a file."""
+
+    class_version: ClassVar[int] = 1
+
+    tape: str  # file name under the ledger's tape folder
+    digest: str  # sha256 of the tape file
+    bars: int
+
+
+@dataclass(frozen=True, kw_only=True)
 class PriceMarked(_Event):
     """The engine observed a market price used to mark open positions."""
 
@@ -361,6 +372,7 @@ LedgerEvent = (
     RunStarted
     | RunEnded
     | RunCheckpointed
+    | MarketTapeRecorded
     | PriceMarked
     | DecisionMade
     | OrderPlaced
@@ -381,6 +393,7 @@ EVENT_TYPES: tuple[type[LedgerEvent], ...] = (
     RunStarted,
     RunEnded,
     RunCheckpointed,
+    MarketTapeRecorded,
     PriceMarked,
     DecisionMade,
     OrderPlaced,

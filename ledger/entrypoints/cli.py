@@ -26,6 +26,7 @@ from ledger.adapters import audit
 from ledger.adapters.store import LedgerStore, StoreError, is_postgres_url
 from ledger.bootstrap.follow import AnalyticsFollower, SyncStep
 from ledger.bootstrap.replay import replay_run
+from ledger.bootstrap.session import run_session
 from ledger.domain.errors import (
     BadInputError,
     InvariantViolationError,
@@ -33,6 +34,7 @@ from ledger.domain.errors import (
     RunNotFoundError,
     TradingHaltedError,
 )
+from ledger.domain.events import TradingMode
 from ledger.domain.numbers import plain
 from ledger.entrypoints import views
 from projections import analytics
@@ -427,8 +429,42 @@ def sync(
     out.print(f"{follower.path}: followed the log, {synced[0]} events synced")
 
 
+def _session(config: Path, mode: TradingMode, *, as_json: bool) -> None:
+    outcome = run_session(config, mode, STATE.ledger)
+    store = _store()
+    summary = views.backtest_summary(outcome.run, store.chain_head(outcome.run.run_id).hash)
+    summary["recovered"] = outcome.recovered
+    if as_json:
+        _print_json(summary)
+        return
+    stats = summary.pop("metrics")
+    recovered = summary.pop("recovered")
+    _table(f"{mode.value} run", [summary])
+    _table("metrics", [{k: v for k, v in stats.items() if not isinstance(v, dict)}])
+    if recovered:
+        _table("recovered at start-up", [{"client_order_id": k, "found": v} for k, v in recovered.items()])
+
+
+@app.command()
+def paper(
+    config: Annotated[Path, typer.Option(help="session config (TOML): [session] and [venue]")],
+    as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
+) -> None:
+    """Run a paper session: the venue's live bars, simulated fills (the backtest's model)."""
+    _session(config, TradingMode.PAPER, as_json=as_json)
+
+
+@app.command()
+def live(
+    config: Annotated[Path, typer.Option(help="session config (TOML): [session] and [venue]")],
+    as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
+) -> None:
+    """Run a live session: real orders through ccxt; API key and secret from the environment."""
+    _session(config, TradingMode.LIVE, as_json=as_json)
+
+
 @app.command("exchange-sim")
-def exchange_sim(
+def exchange_sim(  # noqa: PLR0913 - the CLI contract's options
     port: Annotated[int, typer.Option(help="TCP port on 127.0.0.1")],
     api_key: Annotated[str, typer.Option(help="the API key clients must send (X-MBX-APIKEY)")],
     api_secret: Annotated[str, typer.Option(help="the secret requests are signed with (HMAC-SHA256)")],
@@ -439,12 +475,16 @@ def exchange_sim(
         str | None,
         typer.Option(help="seeded faults, e.g. latency=50,timeout_after_accept=0.1,http5xx=0.05,seed=7"),
     ] = None,
+    speed: Annotated[
+        float, typer.Option(help="bars per bar interval of wall time (60: a 1m bar a second; 0: by hand)")
+    ] = 1.0,
+    start_bar: Annotated[int, typer.Option(help="first bar of the recorded candles to serve")] = 0,
 ) -> None:
     """Serve the local Binance-protocol spot exchange on 127.0.0.1 until interrupted."""
     # Imported here: the web server is only needed by this command.
     from ledger.adapters.exchange_sim import main_exchange_sim  # noqa: PLC0415
 
-    main_exchange_sim(port, api_key, api_secret, data, faults)
+    main_exchange_sim(port, api_key, api_secret, data, faults, speed=speed, start_bar=start_bar)
 
 
 @app.command()

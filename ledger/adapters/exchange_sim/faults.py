@@ -8,6 +8,9 @@ Spec text (``--faults``), comma-separated ``key=value`` pairs, all optional::
     milliseconds added before every reply (public and signed).
 ``seed``
     seed of the draws (default 0).
+``orders_only``
+    1: draw faults only for new orders (``POST /api/v3/order``), so lookups, balances and
+    cancels answer normally (how a test kills a process while an order's answer is in flight).
 ``hang_ms``
     how long a ``timeout_after_accept`` reply is held (default 15000, above ccxt's 10 s
     default timeout); the server gives up after that, so nothing waits forever.
@@ -49,6 +52,7 @@ class FaultSpec:
     """Fault rates and delays (see the module docstring); all zero means no faults."""
 
     latency: int = 0
+    orders_only: int = 0
     hang_ms: int = HANG_MS_DEFAULT
     seed: int = 0
     rate_limit: float = 0.0

@@ -162,18 +162,31 @@ async def _serve_venue(venue: Venue, host: str, port: int, speed: float) -> None
         await asyncio.Event().wait()
 
 
-def main_exchange_sim(
-    port: int, api_key: str, api_secret: str, data_dir: str | Path | None, faults: str | None
+def main_exchange_sim(  # noqa: PLR0913 - the CLI command's options
+    port: int,
+    api_key: str,
+    api_secret: str,
+    data_dir: str | Path | None,
+    faults: str | None,
+    *,
+    speed: float = SPEED_DEFAULT,
+    start_bar: int = 0,
 ) -> None:
     """Run ``tradeledger exchange-sim`` on 127.0.0.1 until interrupted.
 
+    ``speed`` is bars per bar interval of wall time (60: a one-minute bar every second; 0: the
+    market moves only through ``POST /sim/advance``); ``start_bar`` is the first bar served.
+
     Raises:
-        ParameterError: a bad port, key, secret or fault spec (before anything listens).
+        ParameterError: a bad port, key, secret, speed or fault spec (before anything listens).
         DataFileError: an unusable data directory or candle file.
     """
     if not 0 < port <= PORT_MAX:
         msg = f"--port {port} is out of range; give a port from 1 to {PORT_MAX}"
         raise ParameterError(msg)
-    venue = make_venue(api_key, api_secret, data_dir=data_dir, faults=faults)
+    if not speed >= 0:
+        msg = f"--speed {speed} is negative; give bars per bar interval, e.g. 60, or 0 to step by hand"
+        raise ParameterError(msg)
+    venue = make_venue(api_key, api_secret, data_dir=data_dir, faults=faults, start_bar=start_bar)
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_serve_venue(venue, HOST_DEFAULT, port, SPEED_DEFAULT))
+        asyncio.run(_serve_venue(venue, HOST_DEFAULT, port, speed))

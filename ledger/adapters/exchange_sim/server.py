@@ -83,7 +83,10 @@ async def _gate(request: web.Request, handler: Handler) -> web.StreamResponse:
     params.update(parse_qsl(raw_query, keep_blank_values=True))
     request[PARAMS_KEY] = params
     signed = (request.method, request.path) in SIGNED
-    fault = venue.injector.draw() if signed else None
+    drawn = signed and (
+        not venue.injector.spec.orders_only or (request.method, request.path) == ("POST", "/api/v3/order")
+    )
+    fault = venue.injector.draw() if drawn else None
     early = _early_fault(fault, venue)
     if early is not None:
         return early

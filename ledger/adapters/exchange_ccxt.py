@@ -1,0 +1,280 @@
+"""The live venue: a real exchange (or the local Binance-protocol server) through ccxt async.
+
+Crash safety rests on the client order id, which the ledger records (``OrderSubmitted``)
+before anything leaves the process:
+
+* ``submit_order`` sends it as Binance's ``newClientOrderId``. When the answer is lost (a
+  timeout, a dropped connection, a 5xx, a reply ccxt cannot read), the order may or may not
+  exist at the venue, so the gateway never sends it again: it looks the order up by client id,
+  a bounded number of times, and returns the venue's ack or raises ``VenueOrderUnknown``.
+* ``recover`` does the same lookup after a restart, for orders the ledger saw submitted but
+  never saw answered.
+* ``poll_fills`` reports each venue trade once, by trade id; the domain ignores a repeated
+  report and halts on a conflicting one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import ccxt.async_support as ccxt_async
+from ccxt.base import errors as ccxt_errors
+
+from ledger.application.candles import Bar
+from ledger.application.session import VenueOrderUnknownError, VenueRejectedError
+from ledger.domain.errors import BadInputError, ParameterError
+from ledger.domain.events import OrderPlaced, OrderType, Side
+from ledger.domain.instruments import Instrument
+from ledger.domain.order import FillReport, OrderEnded, VenueAck
+
+# Why 5 lookups 0.4 s apart: a venue that accepted an order shows it within a second or two;
+# past that, the order is treated as unknown and reconciled at the next start-up.
+LOOKUPS = 5
+LOOKUP_PAUSE_S = 0.4
+VENUES = ("binance",)
+_LOST_ANSWER = (ccxt_errors.NetworkError, ccxt_errors.BadResponse)
+_TERMINAL = {"closed", "canceled", "expired", "rejected"}
+
+
+@dataclass(frozen=True, kw_only=True)
+class VenueConfig:
+    """How to reach a venue; secrets come from the environment, never from config files."""
+
+    exchange: str
+    api_key: str
+    api_secret: str
+    api_url: str | None = None  # e.g. http://127.0.0.1:PORT/api/v3 for the local server
+    timeout_ms: int = 5000
+
+
+def _decimal(value: Any, field: str) -> Decimal:
+    if value is None:
+        msg = f"the venue's market data lacks {field}; the venue answered something ccxt cannot read"
+        raise BadInputError(msg)
+    return Decimal(str(value))
+
+
+def _filters(market: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
+    info = market.get("info") or {}
+    return {f.get("filterType", ""): f for f in info.get("filters", []) if isinstance(f, Mapping)}
+
+
+def instrument_from_market(market: Mapping[str, Any]) -> Instrument:
+    """Return the instrument rules of a ccxt market (Binance filters' exact strings first).
+
+    Raises:
+        BadInputError: the market lacks its precision or limits.
+    """
+    filters = _filters(market)
+    lot, price = filters.get("LOT_SIZE", {}), filters.get("PRICE_FILTER", {})
+    notional = filters.get("NOTIONAL") or filters.get("MIN_NOTIONAL") or {}
+    precision, limits = market.get("precision") or {}, market.get("limits") or {}
+    step = _decimal(lot.get("stepSize") or precision.get("amount"), "precision.amount")
+    tick = _decimal(price.get("tickSize") or precision.get("price"), "precision.price")
+    qty_min = _decimal(
+        lot.get("minQty") or (limits.get("amount") or {}).get("min") or step, "limits.amount.min"
+    )
+    notional_min = _decimal(
+        notional.get("minNotional") or (limits.get("cost") or {}).get("min") or "0", "limits.cost.min"
+    )
+    return Instrument(
+        symbol=str(market["symbol"]),
+        base_asset=str(market["base"]),
+        quote_asset=str(market["quote"]),
+        qty_step=step.normalize(),
+        price_tick=tick.normalize(),
+        qty_min=qty_min.normalize(),
+        notional_min=notional_min.normalize(),
+    )
+
+
+class CcxtGateway:
+    """``ExchangeGateway`` over ccxt's async client; one instrument per session."""
+
+    def __init__(self, config: VenueConfig, symbol: str, timeframe: str = "1m") -> None:
+        """Build the ccxt client (no network until ``open``)."""
+        if config.exchange not in VENUES:
+            msg = f"venue.exchange: {config.exchange!r} is not supported yet; use {', '.join(VENUES)}"
+            raise ParameterError(msg)
+        self.venue = config.exchange
+        self.symbol = symbol
+        self.timeframe = timeframe
+        self._client = getattr(ccxt_async, config.exchange)(
+            {
+                "apiKey": config.api_key,
+                "secret": config.api_secret,
+                "timeout": config.timeout_ms,
+                "enableRateLimit": False,
+                "options": {
+                    "defaultType": "spot",
+                    "fetchMarkets": {"types": ["spot"]},
+                    "fetchCurrencies": False,
+                    "fetchMargins": False,
+                },
+            }
+        )
+        if config.api_url is not None:
+            urls = self._client.urls["api"]
+            self._client.urls["api"] = {**urls, "public": config.api_url, "private": config.api_url}
+        self._working: dict[str, str] = {}  # client order id -> venue order id
+        self._reported: set[str] = set()  # venue trade ids already reported
+
+    async def open(self) -> Instrument:
+        """Load the venue's markets; return the session instrument's rules."""
+        markets = await self._client.load_markets()
+        market = markets.get(self.symbol)
+        if market is None:
+            msg = f"symbol: the venue does not list {self.symbol!r}; check the spelling, e.g. BTC/USDT"
+            raise BadInputError(msg)
+        return instrument_from_market(market)
+
+    async def close(self) -> None:
+        """Close the HTTP session."""
+        await self._client.close()
+
+    async def submit_order(self, order: OrderPlaced) -> VenueAck:
+        """Send ``order`` once; on a lost answer, find it by client order id instead of resending.
+
+        Raises:
+            VenueRejectedError: the venue refused the order.
+            VenueOrderUnknownError: the answer was lost and the order cannot be found (yet).
+        """
+        params: dict[str, Any] = {"newClientOrderId": order.client_order_id}
+        amount: Decimal | None = order.qty
+        if order.qty is None and order.qty_quote is not None:
+            params["quoteOrderQty"] = str(order.qty_quote)
+        kind = "market" if order.order_type is OrderType.MARKET else "limit"
+        price = None if order.price_limit is None else str(order.price_limit)
+        try:
+            reply = await self._client.create_order(
+                self.symbol, kind, order.side.value, None if amount is None else str(amount), price, params
+            )
+        except (ccxt_errors.InsufficientFunds, ccxt_errors.InvalidOrder, ccxt_errors.BadRequest) as e:
+            raise VenueRejectedError(_reason(e), f"the venue refused the order: {e}") from e
+        except _LOST_ANSWER:
+            return await self._find(order.client_order_id)
+        if not isinstance(reply, Mapping) or not reply.get("id"):
+            return await self._find(order.client_order_id)  # an answer we could not read
+        return self._ack(order.client_order_id, str(reply["id"]))
+
+    async def recover(self, client_order_id: str) -> VenueAck:
+        """After a restart: find an order the ledger saw submitted but never saw answered."""
+        return await self._find(client_order_id)
+
+    async def _find(self, client_order_id: str) -> VenueAck:
+        for attempt in range(LOOKUPS):
+            try:
+                found = await self._client.fetch_order(
+                    None, self.symbol, {"origClientOrderId": client_order_id}
+                )
+            except ccxt_errors.OrderNotFound:
+                found = None
+            except _LOST_ANSWER:
+                found = None
+            if isinstance(found, Mapping) and found.get("id"):
+                return self._ack(client_order_id, str(found["id"]))
+            if attempt + 1 < LOOKUPS:
+                await asyncio.sleep(LOOKUP_PAUSE_S)
+        msg = f"order {client_order_id}: the venue's answer was lost and it does not know the order"
+        raise VenueOrderUnknownError(msg)
+
+    def _ack(self, client_order_id: str, venue_order_id: str) -> VenueAck:
+        self._working[client_order_id] = venue_order_id
+        return VenueAck(client_order_id=client_order_id, venue_order_id=venue_order_id)
+
+    async def poll_fills(self) -> list[FillReport | OrderEnded]:
+        """Report new trades of working orders, then the end of each order that is done."""
+        reports: list[FillReport | OrderEnded] = []
+        for client_order_id, venue_order_id in list(self._working.items()):
+            try:
+                order = await self._client.fetch_order(venue_order_id, self.symbol)
+                trades = await self._client.fetch_my_trades(self.symbol, params={"orderId": venue_order_id})
+            except _LOST_ANSWER:
+                continue  # the next poll asks again; nothing is lost
+            for trade in trades or []:
+                report = self._fill(client_order_id, trade)
+                if report is not None:
+                    reports.append(report)
+            status = str(order.get("status") or "")
+            if status in _TERMINAL:
+                del self._working[client_order_id]
+                if status != "closed":
+                    reports.append(
+                        OrderEnded(
+                            client_order_id=client_order_id,
+                            reason=f"venue status {status}",
+                            occurred_at=_time(order.get("lastUpdateTimestamp") or order.get("timestamp")),
+                        )
+                    )
+        return reports
+
+    def _fill(self, client_order_id: str, trade: Mapping[str, Any]) -> FillReport | None:
+        trade_id = str(trade.get("id") or "")
+        if not trade_id or trade_id in self._reported:
+            return None
+        self._reported.add(trade_id)
+        fee = trade.get("fee") or {}
+        return FillReport(
+            client_order_id=client_order_id,
+            venue=self.venue,
+            venue_trade_id=trade_id,
+            side=Side(str(trade["side"])),
+            qty=_decimal(trade.get("amount"), "trade amount"),
+            price=_decimal(trade.get("price"), "trade price"),
+            fee=_decimal(fee.get("cost", "0"), "trade fee"),
+            fee_asset=str(fee.get("currency") or ""),
+            occurred_at=_time(trade.get("timestamp")),
+        )
+
+    async def cancel(self, client_order_id: str) -> None:
+        """Ask the venue to cancel an order (its end arrives through ``poll_fills``)."""
+        venue_order_id = self._working.get(client_order_id)
+        if venue_order_id is not None:
+            await self._client.cancel_order(venue_order_id, self.symbol)
+
+    def on_bar(self, bar: Bar) -> None:
+        """A live venue fills by itself; the session's bars change nothing here."""
+
+    async def closed_bars(self, since_ms: int | None) -> list[Bar]:
+        """Return the venue's closed bars from ``since_ms`` (the still-open last one excluded).
+
+        ccxt hands OHLCV over as floats; each is read back through its shortest repr, which is
+        the venue's decimal string for prices and volumes of up to 15 significant digits.
+        """
+        rows = await self._client.fetch_ohlcv(self.symbol, self.timeframe, since_ms, 500)
+        closed = list(rows[:-1]) if rows else []
+        return [
+            Bar(
+                open_ms=int(r[0]),
+                open=_decimal(r[1], "open"),
+                high=_decimal(r[2], "high"),
+                low=_decimal(r[3], "low"),
+                close=_decimal(r[4], "close"),
+                volume=_decimal(r[5], "volume"),
+            )
+            for r in closed
+        ]
+
+    async def balances(self) -> dict[str, Decimal]:
+        """Return the venue's total balance per asset (non-zero ones)."""
+        found = await self._client.fetch_balance()
+        totals = found.get("total") or {}
+        return {asset: Decimal(str(v)) for asset, v in totals.items() if v}
+
+
+def _reason(error: Exception) -> str:
+    if isinstance(error, ccxt_errors.InsufficientFunds):
+        return "insufficient_balance"
+    return "venue_invalid_order"
+
+
+def _time(ms: Any) -> datetime:
+    if not isinstance(ms, int | float):
+        msg = "the venue reported a trade without a timestamp"
+        raise BadInputError(msg)
+    return datetime.fromtimestamp(ms / 1000, tz=UTC)

@@ -1,0 +1,469 @@
+"""Paper and live sessions: closed bars in from a venue, decisions, orders and fills out as events.
+
+One loop for both modes; the venue object (paper or live) is chosen at start-up. Unlike a
+backtest, every step is appended before the next leaves the process: the decision, the order
+and its ``OrderSubmitted`` (with the client order id) commit *before* the order is sent, and the
+venue's answer is appended when it arrives. A crash in between leaves an order the ledger saw
+submitted but never saw answered; the next start-up looks it up at the venue by client order id
+(``recover_orders``), so it is never sent twice.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal, localcontext
+from typing import Protocol
+from uuid import UUID
+
+import anyio
+
+from ledger.application.candles import Bar, candles_from_bars
+from ledger.application.decisions import DecisionSource
+from ledger.domain.decisions import Decision, MarketContext
+from ledger.domain.errors import LedgerError
+from ledger.domain.events import (
+    DecisionAction,
+    DecisionMade,
+    LedgerEvent,
+    MarketTapeRecorded,
+    OrderAccepted,
+    OrderDenied,
+    OrderExpired,
+    OrderPlaced,
+    OrderRejected,
+    OrderSubmitted,
+    OrderType,
+    PriceMarked,
+    RunCheckpointed,
+    RunEnded,
+    RunStarted,
+    Side,
+    TradingMode,
+)
+from ledger.domain.identifiers import order_stream_id, run_stream_id
+from ledger.domain.instruments import Instrument
+from ledger.domain.numbers import LEDGER_CONTEXT, ZERO, D, round_down_to_step
+from ledger.domain.order import FillReport, OrderEnded, OrderState, OrderStatus, VenueAck, evolve, fill_events
+from ledger.domain.trading_session import Denial, gate
+from ledger.ports import Clock, EventStore, IdGenerator
+from projections.checkpoints import figures
+from projections.portfolio import PortfolioProjection, RunView
+
+# Why 500: the most bars one ccxt fetch_ohlcv returns from Binance by default, and enough
+# history for any window the built-in strategies take.
+WINDOW_BARS = 500
+
+
+class VenueRejectedError(LedgerError):
+    """The venue refused an order; ``reason`` is machine-readable."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        """Keep the reason and the venue's words."""
+        super().__init__(detail)
+        self.reason = reason
+
+
+class VenueOrderUnknownError(LedgerError):
+    """The venue's answer was lost and a lookup by client order id did not find the order."""
+
+
+class SessionVenue(Protocol):
+    """Where a session's orders go: the paper simulator or a live exchange."""
+
+    venue: str
+
+    def on_bar(self, bar: Bar) -> None:
+        """See a newly closed bar (the paper venue fills on it; a live venue ignores it)."""
+        ...
+
+    async def submit_order(self, order: OrderPlaced) -> VenueAck:
+        """Send an order once; raise VenueRejectedError or VenueOrderUnknownError."""
+        ...
+
+    async def recover(self, client_order_id: str) -> VenueAck:
+        """Find an order by client order id; raise VenueOrderUnknownError if the venue has none."""
+        ...
+
+    async def poll_fills(self) -> list[FillReport | OrderEnded]:
+        """Return fills and ends reported since the last call."""
+        ...
+
+
+class MarketFeed(Protocol):
+    """Closed bars of the session's instrument from the venue's market data."""
+
+    async def closed_bars(self, since_ms: int | None) -> list[Bar]:
+        """Return closed bars opening at or after ``since_ms`` (None: the latest window)."""
+        ...
+
+
+class TapeWriter(Protocol):
+    """Where a session records every bar it saw, and when (its market-data tape)."""
+
+    def write(self, bar: Bar, seen_at: datetime) -> None:
+        """Append one bar."""
+        ...
+
+    def close(self) -> tuple[str, str, int]:
+        """Finish the tape; return its name, sha256 and number of bars."""
+        ...
+
+
+@dataclass(frozen=True, kw_only=True)
+class SessionSpec:
+    """What a session records in ``RunStarted`` and trades with."""
+
+    mode: TradingMode
+    instrument: Instrument
+    cash_initial: Decimal
+    fee_rate: Decimal
+    seed: int
+    config_hash: str
+    code_version: str
+    interval_ms: int
+    data_source: str  # e.g. "binance:BTC/USDT:1m"
+    halted: bool = False
+
+
+@dataclass(frozen=True, kw_only=True)
+class SessionWiring:
+    """The ports a session runs on."""
+
+    store: EventStore
+    venue: SessionVenue
+    feed: MarketFeed
+    ids: IdGenerator
+    clock: Clock
+    tape: TapeWriter
+
+
+class TradingSession:
+    """One paper or live run, appended event by event."""
+
+    def __init__(
+        self, *, spec: SessionSpec, strategy: DecisionSource, wiring: SessionWiring, run_id: UUID
+    ) -> None:
+        """Bind the session to its inputs and ports."""
+        self.spec = spec
+        self.strategy = strategy
+        self.ports = wiring
+        self.run_id = run_id
+        self.portfolio = PortfolioProjection()
+        self.orders: dict[str, OrderState] = {}
+        self.unknown: set[str] = set()  # submitted, answer lost: looked up again each step
+        self.bars: list[Bar] = []
+        self.run_version = 0
+        self.decided = 0
+
+    async def settle(self) -> None:
+        """Record whatever the venue reports now (used after start-up recovery)."""
+        await self._record_reports(await self.ports.venue.poll_fills())
+
+    def adopt(self, state: OrderState) -> None:
+        """Track an earlier run's working order (recovered at start-up) for its fills."""
+        self.orders[state.client_order_id] = state
+
+    def _append(self, *events: LedgerEvent) -> None:
+        self.ports.store.append(list(events))
+        for event in events:
+            self.portfolio.apply(event)
+
+    def _run_event_version(self) -> int:
+        self.run_version += 1
+        return self.run_version
+
+    async def run(self, *, stop: Callable[[], bool], poll_s: float) -> RunView:
+        """Trade until ``stop()`` is true, then end the run; return its view."""
+        self._start()
+        self.bars = (await self.ports.feed.closed_bars(None))[-WINDOW_BARS:]  # history: no decisions
+        while not stop():
+            await self.step()
+            with anyio.move_on_after(poll_s):
+                while not stop():
+                    await anyio.sleep(min(poll_s, 0.05))
+        await self._record_reports(await self.ports.venue.poll_fills())
+        return self._end("stopped")
+
+    async def step(self) -> None:
+        """Take the new closed bars, decide on each, and record what the venue reported."""
+        for client_order_id in sorted(self.unknown):
+            await self._look_up(client_order_id)
+        since = self.bars[-1].open_ms + 1 if self.bars else None
+        for bar in await self.ports.feed.closed_bars(since):
+            if self.bars and bar.open_ms <= self.bars[-1].open_ms:
+                continue
+            await self._on_bar(bar)
+        await self._record_reports(await self.ports.venue.poll_fills())
+
+    async def _on_bar(self, bar: Bar) -> None:
+        self.bars = [*self.bars[-(WINDOW_BARS - 1) :], bar]
+        now = self.ports.clock.now()
+        self.ports.tape.write(bar, now)
+        self.ports.venue.on_bar(bar)
+        await self._record_reports(await self.ports.venue.poll_fills())
+        self._append(
+            PriceMarked(
+                originator_id=run_stream_id(self.run_id),
+                originator_version=self._run_event_version(),
+                occurred_at=now,
+                run_id=self.run_id,
+                instrument=self.spec.instrument.symbol,
+                price=bar.close,
+            )
+        )
+        window = candles_from_bars(self.bars, source=self.spec.data_source, interval_ms=self.spec.interval_ms)
+        last = len(window) - 1
+        if last in set(self.strategy.candidate_bars(window).tolist()):
+            decision = self.strategy.decide(self._context(last, bar.close))
+            if decision is not None and decision.action is not DecisionAction.HOLD:
+                await self._act(decision, bar.close)
+
+    def _context(self, bar: int, price: Decimal) -> MarketContext:
+        run = self.portfolio.runs[self.run_id]
+        instrument = self.spec.instrument
+        position = run.positions.get(instrument.symbol)
+        return MarketContext(
+            bar=bar,
+            instrument=instrument.symbol,
+            price_close=price,
+            qty_open=ZERO if position is None else position.qty_open,
+            quote_free=run.balance(instrument.quote_asset).free,
+            base_free=run.balance(instrument.base_asset).free,
+        )
+
+    def _base_qty(self, decision: Decision, price: Decimal) -> Decimal:
+        # Exchange rules: live and paper orders carry a base quantity rounded down to the step;
+        # a sell never asks for more than the free base balance (venues charge buy fees in it).
+        step = self.spec.instrument.qty_step
+        run = self.portfolio.runs[self.run_id]
+        with localcontext(LEDGER_CONTEXT):
+            if decision.action is DecisionAction.SELL:
+                wanted = decision.qty if decision.qty is not None else ZERO
+                return round_down_to_step(
+                    min(wanted, run.balance(self.spec.instrument.base_asset).free), step
+                )
+            if decision.qty is not None:
+                return round_down_to_step(decision.qty, step)
+            spend = decision.qty_quote if decision.qty_quote is not None else ZERO
+            return round_down_to_step(spend / price, step)
+
+    async def _act(self, decision: Decision, price: Decimal) -> None:
+        now = self.ports.clock.now()
+        self.decided += 1
+        client_order_id = self.ports.ids.client_order_id(self.run_id, self.decided)
+        decision_id = f"{client_order_id}-d"
+        stream = order_stream_id(client_order_id)
+        made = DecisionMade(
+            originator_id=run_stream_id(self.run_id),
+            originator_version=self._run_event_version(),
+            occurred_at=now,
+            run_id=self.run_id,
+            decision_id=decision_id,
+            source=self.strategy.name,
+            instrument=decision.instrument,
+            action=decision.action,
+            qty=decision.qty,
+            qty_quote=decision.qty_quote,
+            price_limit=decision.price_limit,
+            confidence=decision.confidence,
+            rationale=decision.rationale,
+            input_digest=decision.input_digest,
+            output=decision.output,
+        )
+        qty = self._base_qty(decision, price)
+        placed = OrderPlaced(
+            originator_id=stream,
+            originator_version=1,
+            occurred_at=now,
+            run_id=self.run_id,
+            client_order_id=client_order_id,
+            decision_id=decision_id,
+            instrument=decision.instrument,
+            side=Side.BUY if decision.action is DecisionAction.BUY else Side.SELL,
+            order_type=OrderType.MARKET if decision.price_limit is None else OrderType.LIMIT,
+            qty=qty if qty > ZERO else self.spec.instrument.qty_step,
+            qty_quote=None,
+            price_limit=decision.price_limit,
+            price_expected=price,
+        )
+        self._append(made)
+        run = self.portfolio.runs[self.run_id]
+        denial = gate(
+            placed,
+            self.spec.instrument,
+            halted=self.spec.halted,
+            quote_free=run.balance(self.spec.instrument.quote_asset).free,
+            base_free=run.balance(self.spec.instrument.base_asset).free,
+        )
+        if denial is None and qty == ZERO:
+            denial = Denial(reason="qty_min", detail=f"the decision sizes to 0 at {price}")
+        if denial is not None:
+            self._append(
+                placed,
+                OrderDenied(
+                    originator_id=stream,
+                    originator_version=2,
+                    occurred_at=now,
+                    run_id=self.run_id,
+                    client_order_id=client_order_id,
+                    reason=denial.reason,
+                    detail=denial.detail,
+                ),
+            )
+            return
+        submitted = OrderSubmitted(
+            originator_id=stream,
+            originator_version=2,
+            occurred_at=now,
+            run_id=self.run_id,
+            client_order_id=client_order_id,
+            venue=self.ports.venue.venue,
+        )
+        self._append(placed, submitted)  # the client order id is on record before the order leaves
+        self.orders[client_order_id] = evolve(evolve(None, placed), submitted)
+        await self._send(placed)
+
+    async def _send(self, placed: OrderPlaced) -> None:
+        try:
+            ack = await self.ports.venue.submit_order(placed)
+        except VenueRejectedError as e:
+            self._answer_rejected(placed.client_order_id, e.reason, str(e))
+            return
+        except VenueOrderUnknownError:
+            self.unknown.add(placed.client_order_id)
+            return
+        self._answer_accepted(ack)
+
+    async def _look_up(self, client_order_id: str) -> None:
+        try:
+            ack = await self.ports.venue.recover(client_order_id)
+        except VenueOrderUnknownError:
+            return  # still unknown: asked again next step, and at the next start-up
+        self.unknown.discard(client_order_id)
+        self._answer_accepted(ack)
+
+    def _answer_accepted(self, ack: VenueAck) -> None:
+        state = self.orders[ack.client_order_id]
+        event = OrderAccepted(
+            originator_id=order_stream_id(ack.client_order_id),
+            originator_version=state.version + 1,
+            occurred_at=self.ports.clock.now(),
+            run_id=state.run_id,
+            client_order_id=ack.client_order_id,
+            venue_order_id=ack.venue_order_id,
+        )
+        self._append(event)
+        self.orders[ack.client_order_id] = evolve(state, event)
+
+    def _answer_rejected(self, client_order_id: str, reason: str, detail: str) -> None:
+        state = self.orders[client_order_id]
+        event = OrderRejected(
+            originator_id=order_stream_id(client_order_id),
+            originator_version=state.version + 1,
+            occurred_at=self.ports.clock.now(),
+            run_id=state.run_id,
+            client_order_id=client_order_id,
+            reason=reason,
+            detail=detail,
+        )
+        self._append(event)
+        self.orders[client_order_id] = evolve(state, event)
+
+    async def _record_reports(self, reports: Sequence[FillReport | OrderEnded]) -> None:
+        for report in reports:
+            state = self.orders.get(report.client_order_id)
+            if state is None:
+                continue  # an order this ledger did not place (reported by reconciliation)
+            if state.status is OrderStatus.SUBMITTED:
+                await self._look_up(report.client_order_id)  # its ack was lost; fills prove it exists
+                state = self.orders[report.client_order_id]
+            if isinstance(report, OrderEnded):
+                event: LedgerEvent = OrderExpired(
+                    originator_id=order_stream_id(state.client_order_id),
+                    originator_version=state.version + 1,
+                    occurred_at=report.occurred_at,
+                    run_id=state.run_id,
+                    client_order_id=state.client_order_id,
+                    reason=report.reason,
+                )
+                self._append(event)
+                self.orders[report.client_order_id] = evolve(state, event)
+                continue
+            events = fill_events(state, report)
+            if events:
+                self._append(*events)
+                for event in events:
+                    state = evolve(state, event)
+                self.orders[report.client_order_id] = state
+
+    def _start(self) -> None:
+        spec = self.spec
+        self._append(
+            RunStarted(
+                originator_id=run_stream_id(self.run_id),
+                originator_version=self._run_event_version(),
+                occurred_at=self.ports.clock.now(),
+                run_id=self.run_id,
+                mode=spec.mode,
+                seed=spec.seed,
+                venue=self.ports.venue.venue,
+                instrument=spec.instrument.symbol,
+                base_asset=spec.instrument.base_asset,
+                quote_asset=spec.instrument.quote_asset,
+                cash_initial=spec.cash_initial,
+                fee_rate=spec.fee_rate,
+                strategy=self.strategy.name,
+                params=json.dumps(self.strategy.params(), sort_keys=True),
+                data_source=spec.data_source,
+                data_digest="",
+                config_hash=spec.config_hash,
+                code_version=spec.code_version,
+                fill_model="next-open" if spec.mode is TradingMode.PAPER else "venue",
+            )
+        )
+
+    def _end(self, reason: str) -> RunView:
+        run = self.portfolio.runs[self.run_id]
+        now = self.ports.clock.now()
+        tape, digest, count = self.ports.tape.close()
+        price = self.bars[-1].close if self.bars else None
+        self._append(
+            MarketTapeRecorded(
+                originator_id=run_stream_id(self.run_id),
+                originator_version=self._run_event_version(),
+                occurred_at=now,
+                run_id=self.run_id,
+                tape=tape,
+                digest=digest,
+                bars=count,
+            )
+        )
+        state = figures(run)
+        self._append(
+            RunCheckpointed(
+                originator_id=run_stream_id(self.run_id),
+                originator_version=self._run_event_version(),
+                occurred_at=now,
+                run_id=self.run_id,
+                events=state.events,
+                fills=state.fills,
+                positions=state.positions_json(),
+                balances=state.balances_json(),
+                equity=D(state.equity),
+            ),
+        )
+        self._append(
+            RunEnded(
+                originator_id=run_stream_id(self.run_id),
+                originator_version=self._run_event_version(),
+                occurred_at=now,
+                run_id=self.run_id,
+                reason=reason,
+                equity_final=run.equity_now(),
+                price_mark=price,
+            )
+        )
+        return run

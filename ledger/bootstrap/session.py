@@ -1,0 +1,364 @@
+"""`tradeledger paper|live --config F`: validate the config, recover, run a session, end it.
+
+Start-up order, each step before any order can leave the process:
+
+1. the TOML config is validated (pydantic; one sentence naming the field on error);
+2. an exclusive lock on ``<ledger>.session.lock`` makes this the only session on the ledger;
+3. the venue's markets are loaded (exchange rules for the symbol);
+4. **recovery**: every order of an earlier paper or live run that the ledger saw submitted and
+   not finished is looked up at the venue by client order id; a found order gets its
+   ``OrderAccepted`` and its fills, a missing one an ``OrderRejected`` (``not_at_venue``), and
+   each unfinished run gets its ``RunEnded``;
+5. the session runs until ``duration_seconds`` pass or SIGINT/SIGTERM arrives.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import signal
+import tomllib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Literal
+
+import anyio
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from ledger.adapters.clock import SystemClock
+from ledger.adapters.exchange_ccxt import CcxtGateway, VenueConfig
+from ledger.adapters.exchange_paper import PaperGateway
+from ledger.adapters.ids import RandomIds
+from ledger.adapters.store import LedgerStore, is_postgres_url
+from ledger.adapters.tape import JsonlTape
+from ledger.application.session import (
+    SessionSpec,
+    SessionVenue,
+    SessionWiring,
+    TradingSession,
+    VenueOrderUnknownError,
+)
+from ledger.bootstrap import code_version, open_ledger
+from ledger.domain.errors import BadInputError, ParameterError, TradingHaltedError
+from ledger.domain.events import LedgerEvent, OrderAccepted, OrderRejected, RunEnded, TradingMode
+from ledger.domain.identifiers import CONTROL_RUN_ID, order_stream_id, run_stream_id
+from ledger.domain.order import OrderState, OrderStatus, evolve
+from ledger.domain.trading_session import kill_switch_engaged
+from ledger.strategies import build_strategy
+from projections.portfolio import PortfolioProjection, RunView
+from projections.runner import ProjectionRunner
+
+TIMEFRAMES_MS = {"1m": 60_000, "5m": 300_000, "15m": 900_000, "1h": 3_600_000}
+_OPEN = {
+    OrderStatus.SUBMITTED,
+    OrderStatus.ACCEPTED,
+    OrderStatus.PARTIALLY_FILLED,
+    OrderStatus.CANCEL_REQUESTED,
+}
+
+
+def _positive_decimal(value: str, field: str) -> str:
+    try:
+        number = Decimal(value)
+    except ArithmeticError as e:
+        msg = f"{field} must be a decimal number written as a string, e.g. '10000'"
+        raise ValueError(msg) from e
+    if not number.is_finite() or number <= 0:
+        msg = f"{field} must be a positive finite number"
+        raise ValueError(msg)
+    return value
+
+
+class SessionSection(BaseModel):
+    """``[session]``: what to trade and for how long."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    symbol: str = "BTC/USDT"
+    strategy: str = "sma"
+    params: dict[str, str] = Field(default_factory=dict)
+    cash: str = "10000"  # paper: the starting quote balance (live uses the venue's)
+    fee: str = "0.001"  # paper: the fee rate per fill
+    seed: int = Field(default=0, ge=0)
+    timeframe: Literal["1m", "5m", "15m", "1h"] = "1m"
+    poll_seconds: float = Field(default=1.0, gt=0, le=60)
+    duration_seconds: float = Field(default=0, ge=0)  # 0: until SIGINT/SIGTERM
+
+    @field_validator("cash")
+    @classmethod
+    def _cash(cls, value: str) -> str:
+        return _positive_decimal(value, "cash")
+
+    @field_validator("fee")
+    @classmethod
+    def _fee(cls, value: str) -> str:
+        number = Decimal(value) if value.replace(".", "", 1).isdigit() else Decimal(-1)
+        if not Decimal(0) <= number <= Decimal("0.1"):
+            msg = "fee must be a rate between 0 and 0.1 written as a string, e.g. '0.001'"
+            raise ValueError(msg)
+        return value
+
+
+class VenueSection(BaseModel):
+    """``[venue]``: where orders and market data come from; secrets by environment name."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    exchange: Literal["binance"] = "binance"
+    api_url: str | None = None
+    timeout_ms: int = Field(default=5000, ge=100, le=60_000)
+    api_key_env: str = "TRADELEDGER_API_KEY"
+    api_secret_env: str = "TRADELEDGER_API_SECRET"  # noqa: S105 - the name of a variable, not a secret
+
+
+class SessionConfig(BaseModel):
+    """A paper or live session's config file."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    session: SessionSection = Field(default_factory=SessionSection)
+    venue: VenueSection = Field(default_factory=VenueSection)
+
+
+def load_session_config(path: Path) -> SessionConfig:
+    """Read and validate a session config (TOML).
+
+    Raises:
+        BadInputError: the file is missing, not TOML, or a field is wrong (named in the message).
+    """
+    try:
+        raw = tomllib.loads(path.read_text())
+    except FileNotFoundError as e:
+        msg = f"--config: no file at {path}; write one (see README, Paper and live sessions)"
+        raise BadInputError(msg) from e
+    except tomllib.TOMLDecodeError as e:
+        msg = f"--config {path}: not valid TOML ({e}); fix the syntax"
+        raise BadInputError(msg) from e
+    try:
+        return SessionConfig.model_validate(raw)
+    except ValidationError as e:
+        first = e.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        msg = f"--config {path}: {where}: {first['msg']}; fix that field (unknown keys are refused)"
+        raise BadInputError(msg) from e
+
+
+@dataclass(frozen=True, kw_only=True)
+class SessionOutcome:
+    """What a finished session wrote and recovered."""
+
+    run: RunView
+    recovered: dict[str, str]  # client order id -> what recovery found
+
+
+@contextmanager
+def session_lock(ledger_url: str) -> Iterator[None]:
+    """Hold the ledger's session lock: one paper or live session per ledger at a time."""
+    name = "postgres" if is_postgres_url(ledger_url) else Path(ledger_url).name
+    folder = Path() if is_postgres_url(ledger_url) else Path(ledger_url).resolve().parent
+    path = folder / f".{name}.session.lock"
+    with path.open("a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as e:
+            msg = f"another paper or live session holds {path}; stop it first (one session per ledger)"
+            raise TradingHaltedError(msg) from e
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def tapes_folder(ledger_url: str) -> Path:
+    """Return where a ledger's market-data tapes live."""
+    if is_postgres_url(ledger_url):
+        return Path(os.environ.get("TRADELEDGER_TAPES", "tradeledger-tapes"))
+    return Path(f"{ledger_url}.tapes")
+
+
+def run_session(config_path: Path, mode: TradingMode, ledger_url: str) -> SessionOutcome:
+    """Validate, lock, recover and run one session; see the module docstring."""
+    config = load_session_config(config_path)
+    section = config.session
+    strategy = build_strategy(section.strategy, section.params)
+    key = os.environ.get(config.venue.api_key_env, "")
+    secret = os.environ.get(config.venue.api_secret_env, "")
+    if mode is TradingMode.LIVE and not (key and secret):
+        msg = (
+            f"venue: live trading needs ${config.venue.api_key_env} and ${config.venue.api_secret_env} "
+            "set to the exchange API key and secret"
+        )
+        raise ParameterError(msg)
+    gateway = CcxtGateway(
+        VenueConfig(
+            exchange=config.venue.exchange,
+            api_key=key,
+            api_secret=secret,
+            api_url=config.venue.api_url,
+            timeout_ms=config.venue.timeout_ms,
+        ),
+        section.symbol,
+        section.timeframe,
+    )
+    with session_lock(ledger_url):
+        return anyio.run(_run, config, mode, ledger_url, gateway, strategy)
+
+
+async def _run(
+    config: SessionConfig, mode: TradingMode, ledger_url: str, gateway: CcxtGateway, strategy: object
+) -> SessionOutcome:
+    section = config.session
+    store = open_ledger(ledger_url, create=True)
+    try:
+        instrument = await gateway.open()
+        fee = Decimal(section.fee)
+        venue: SessionVenue = gateway if mode is TradingMode.LIVE else PaperGateway(instrument, fee)
+        cash = Decimal(section.cash)
+        if mode is TradingMode.LIVE:
+            cash = (await gateway.balances()).get(instrument.quote_asset, Decimal(0))
+        ids = RandomIds()
+        run_id = ids.run_id(config.model_dump_json())
+        spec = SessionSpec(
+            mode=mode,
+            instrument=instrument,
+            cash_initial=cash if cash > 0 else Decimal("0.00000001"),
+            fee_rate=fee,
+            seed=section.seed,
+            config_hash=_config_hash(config),
+            code_version=code_version(),
+            interval_ms=TIMEFRAMES_MS[section.timeframe],
+            data_source=f"{gateway.venue}:{instrument.symbol}:{section.timeframe}",
+            halted=kill_switch_engaged(store.read_stream(run_stream_id(CONTROL_RUN_ID))),
+        )
+        wiring = SessionWiring(
+            store=store,
+            venue=venue,
+            feed=gateway,
+            ids=ids,
+            clock=SystemClock(),
+            tape=JsonlTape(tapes_folder(ledger_url), f"{run_id}.jsonl"),
+        )
+        session = TradingSession(spec=spec, strategy=strategy, wiring=wiring, run_id=run_id)  # type: ignore[arg-type]
+        recovered = await recover_orders(store, session, mode, venue)
+        stop = _StopFlag(section.duration_seconds)
+        with stop.on_signals():
+            run = await session.run(stop=stop, poll_s=section.poll_seconds)
+        return SessionOutcome(run=run, recovered=recovered)
+    finally:
+        await gateway.close()
+        store.close()
+
+
+def _config_hash(config: SessionConfig) -> str:
+    import hashlib  # noqa: PLC0415 - only here
+
+    return hashlib.sha256(config.model_dump_json().encode()).hexdigest()
+
+
+class _StopFlag:
+    """True once the duration has passed or SIGINT/SIGTERM arrived."""
+
+    def __init__(self, duration_s: float) -> None:
+        self._deadline = None if duration_s == 0 else anyio.current_time() + duration_s
+        self.signalled = False
+
+    def __call__(self) -> bool:
+        return self.signalled or (self._deadline is not None and anyio.current_time() >= self._deadline)
+
+    @contextmanager
+    def on_signals(self) -> Iterator[None]:
+        def handler(signum: int, frame: object) -> None:  # noqa: ARG001 - signal API
+            self.signalled = True
+
+        previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for s, h in previous.items():
+                signal.signal(s, h)
+
+
+def _order_state(store: LedgerStore, client_order_id: str) -> OrderState:
+    state: OrderState | None = None
+    for event in store.read_stream(order_stream_id(client_order_id)):
+        state = evolve(state, event)
+    if state is None:
+        msg = f"order {client_order_id} has no events"
+        raise BadInputError(msg)
+    return state
+
+
+async def recover_orders(
+    store: LedgerStore, session: TradingSession, mode: TradingMode, venue: SessionVenue
+) -> dict[str, str]:
+    """Settle what earlier sessions left open (see the module docstring); return what was found."""
+    runner = ProjectionRunner(store, store, PortfolioProjection())
+    runner.load()
+    runner.catch_up(save=False)
+    portfolio = runner.projection
+    assert isinstance(portfolio, PortfolioProjection)  # noqa: S101 - constructed above
+    found: dict[str, str] = {}
+    for run in portfolio.runs.values():
+        if run.started.mode is not mode or run.ended is not None:
+            continue
+        for client_order_id in list(run.open_orders):
+            state = _order_state(store, client_order_id)
+            if state.status not in _OPEN:
+                continue
+            found[client_order_id] = await _recover_one(store, session, venue, state)
+        await session.settle()  # fills of recovered orders, before their run is closed
+        _end_unfinished(store, run, session.run_id)
+    return found
+
+
+async def _recover_one(
+    store: LedgerStore, session: TradingSession, venue: SessionVenue, state: OrderState
+) -> str:
+    cid = state.client_order_id
+    try:
+        ack = await venue.recover(cid)
+    except VenueOrderUnknownError as e:
+        event: LedgerEvent = OrderRejected(
+            originator_id=order_stream_id(cid),
+            originator_version=state.version + 1,
+            occurred_at=session.ports.clock.now(),
+            run_id=state.run_id,
+            client_order_id=cid,
+            reason="not_at_venue",
+            detail=f"after a restart: {e}",
+        )
+        store.append([event])
+        return "not at the venue: rejected"
+    if state.status is OrderStatus.SUBMITTED:
+        event = OrderAccepted(
+            originator_id=order_stream_id(cid),
+            originator_version=state.version + 1,
+            occurred_at=session.ports.clock.now(),
+            run_id=state.run_id,
+            client_order_id=cid,
+            venue_order_id=ack.venue_order_id,
+        )
+        store.append([event])
+        state = evolve(state, event)
+    session.adopt(state)
+    return f"found at the venue as {ack.venue_order_id}"
+
+
+def _end_unfinished(store: LedgerStore, run: RunView, by: object) -> None:
+    version = len(store.read_stream(run_stream_id(run.run_id))) + 1
+    store.append(
+        [
+            RunEnded(
+                originator_id=run_stream_id(run.run_id),
+                originator_version=version,
+                occurred_at=SystemClock().now(),
+                run_id=run.run_id,
+                reason=f"the process stopped without ending the run; closed at the start-up of run {by}",
+                equity_final=run.equity_now(),
+                price_mark=None,
+            )
+        ]
+    )

@@ -1,0 +1,303 @@
+"""Paper and live sessions against the local Binance-protocol server, through the real ccxt client.
+
+The server (`tradeledger exchange-sim`) replays the bundled real BTC/USDT candles at 120 bars
+per minute of wall time; sessions run SMA(1,2), which trades on most turns of the market, so a
+few seconds give several orders. Every session is a real `tradeledger paper|live` process.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+import signal
+import socket
+import subprocess
+import time
+import urllib.request
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ledger.adapters.store import open_store
+from ledger.domain.events import (
+    MarketTapeRecorded,
+    OrderAccepted,
+    OrderFilled,
+    OrderSubmitted,
+    RunEnded,
+    RunStarted,
+)
+from ledger.domain.numbers import D
+
+KEY, SECRET = "test-key", "test-secret"
+START_TIMEOUT_S = 20.0
+KILL_POINTS = 20
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _http(url: str, method: str = "GET") -> Any:
+    request = urllib.request.Request(url, method=method)  # noqa: S310 - http://127.0.0.1 only
+    with urllib.request.urlopen(request, timeout=5) as reply:  # noqa: S310
+        return json.loads(reply.read())
+
+
+class Sim:
+    def __init__(self, port: int) -> None:
+        self.base = f"http://127.0.0.1:{port}"
+        self.api = f"{self.base}/api/v3"
+
+    def orders(self) -> list[dict[str, Any]]:
+        return _http(f"{self.base}/sim/orders")  # type: ignore[no-any-return]
+
+    def faults(self, spec: str) -> None:
+        _http(f"{self.base}/sim/faults?spec={spec}", method="POST")
+
+    def balances(self) -> dict[str, Any]:
+        return _http(f"{self.base}/sim/state")["balances"]  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+def sim(tmp_path: Path, tradeledger_argv: list[str]) -> Iterator[Sim]:
+    port = _free_port()
+    server = subprocess.Popen(
+        [
+            *tradeledger_argv,
+            "exchange-sim",
+            "--port",
+            str(port),
+            "--api-key",
+            KEY,
+            "--api-secret",
+            SECRET,
+            "--speed",
+            "120",
+            "--start-bar",
+            "600",
+        ],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    handle = Sim(port)
+    deadline = time.monotonic() + START_TIMEOUT_S
+    try:
+        while True:
+            try:
+                _http(f"{handle.api}/ping")
+                break
+            except OSError:
+                assert server.poll() is None, server.communicate()[1]
+                assert time.monotonic() < deadline, "exchange-sim did not answer"
+                time.sleep(0.1)
+        yield handle
+    finally:
+        server.send_signal(signal.SIGINT)
+        try:
+            server.communicate(timeout=10)
+        finally:
+            server.kill()
+
+
+def _config(path: Path, sim: Sim, *, seconds: float, extra: str = "") -> Path:
+    path.write_text(
+        f"""
+[session]
+symbol = "BTC/USDT"
+strategy = "sma"
+params = {{ fast = "1", slow = "2" }}
+poll_seconds = 0.1
+duration_seconds = {seconds}
+{extra}
+[venue]
+api_url = "{sim.api}"
+timeout_ms = 15000
+"""
+    )
+    return path
+
+
+ENV = {"TRADELEDGER_API_KEY": KEY, "TRADELEDGER_API_SECRET": SECRET}
+
+
+def _events(ledger: Path) -> list[Any]:
+    store = open_store(str(ledger), create=False)
+    try:
+        return [e for _, e in store.read_log(0, 100_000)]
+    finally:
+        store.close()
+
+
+def test_a_paper_session_fills_at_the_next_bar_open_it_saw_and_keeps_its_tape(
+    cli, tmp_path: Path, sim: Sim
+) -> None:
+    config = _config(tmp_path / "paper.toml", sim, seconds=5)
+
+    code, out, err = cli("--ledger", tmp_path / "p.db", "paper", "--config", config, "--json")
+
+    assert code == 0, err
+    summary = json.loads(out)
+    events = _events(tmp_path / "p.db")
+    started = next(e for e in events if isinstance(e, RunStarted))
+    assert (started.mode.value, started.venue, started.fill_model) == ("paper", "paper", "next-open")
+    fills = [e for e in events if isinstance(e, OrderFilled)]
+    assert summary["fills"] == len(fills) > 0
+    assert sim.orders() == []  # paper orders never reach the venue
+    tape_event = next(e for e in events if isinstance(e, MarketTapeRecorded))
+    tape = tmp_path / "p.db.tapes" / tape_event.tape
+    assert hashlib.sha256(tape.read_bytes()).hexdigest() == tape_event.digest
+    bars = [json.loads(line) for line in tape.read_text().splitlines()]
+    assert len(bars) == tape_event.bars
+    opens = {D(b["open"]) for b in bars}
+    assert all(f.price in opens for f in fills)  # each fill at the open of a bar the session saw
+    assert all(f.fee == f.qty * f.price * D("0.001") for f in fills)
+    assert isinstance(events[-1], RunEnded)
+    code, _, err = cli("--ledger", tmp_path / "p.db", "replay", started.run_id.hex[:8])
+    assert code == 0, err
+
+
+def test_a_live_session_agrees_with_the_venue(cli, tmp_path: Path, sim: Sim) -> None:
+    config = _config(tmp_path / "live.toml", sim, seconds=5)
+    usdt_before = D(sim.balances()["USDT"]["free"])
+
+    code, out, err = cli("--ledger", tmp_path / "l.db", "live", "--config", config, "--json", env=ENV)
+
+    assert code == 0, err
+    events = _events(tmp_path / "l.db")
+    accepted = {e.client_order_id: e.venue_order_id for e in events if isinstance(e, OrderAccepted)}
+    venue = {o["clientOrderId"]: o for o in sim.orders()}
+    assert accepted
+    assert set(venue) == set(accepted)  # one venue order per ledger order, no more
+    for cid, order in venue.items():
+        assert str(order["orderId"]) == accepted[cid]
+        filled = sum((e.qty for e in events if isinstance(e, OrderFilled) and e.client_order_id == cid), D(0))
+        assert filled == D(order["executedQty"])
+    balances = json.loads(out)
+    started = next(e for e in events if isinstance(e, RunStarted))
+    assert started.cash_initial == usdt_before
+    code, out, _ = cli("--ledger", tmp_path / "l.db", "positions", "--json")
+    ledger_balances = {b["asset"]: D(b["total"]) for b in json.loads(out)["balances"]}
+    venue_balances = sim.balances()
+    for asset in ("USDT", "BTC"):
+        venue_total = D(venue_balances[asset]["free"]) + D(venue_balances[asset]["locked"])
+        assert ledger_balances.get(asset, D(0)) == venue_total, (asset, balances)
+
+
+def test_live_without_keys_is_bad_input_naming_the_variable(cli, tmp_path: Path, sim: Sim) -> None:
+    config = _config(tmp_path / "live.toml", sim, seconds=1)
+
+    code, _, err = cli("--ledger", tmp_path / "l.db", "live", "--config", config)
+
+    assert code == 2
+    assert "TRADELEDGER_API_KEY" in err
+    assert not (tmp_path / "l.db").exists()
+
+
+@pytest.mark.parametrize(
+    ("extra", "field"),
+    [
+        ('colour = "blue"', "session.colour"),
+        ('cash = "-5"', "session.cash"),
+        ("poll_seconds = 0", "session.poll_seconds"),
+        ('timeframe = "7m"', "session.timeframe"),
+    ],
+)
+def test_a_bad_config_is_one_sentence_naming_the_field(cli, tmp_path: Path, extra: str, field: str) -> None:
+    config = tmp_path / "c.toml"
+    config.write_text(f"[session]\n{extra}\n")
+
+    code, _, err = cli("--ledger", tmp_path / "x.db", "paper", "--config", config)
+
+    assert code == 2
+    assert field in err
+    assert len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "x.db").exists()
+
+
+def _wait_for_venue_order(sim: Sim, known: int, deadline_s: float) -> dict[str, Any]:
+    deadline = time.monotonic() + deadline_s
+    while time.monotonic() < deadline:
+        orders = sim.orders()
+        if len(orders) > known:
+            return orders[-1]
+        time.sleep(0.02)
+    pytest.fail("the session placed no order in time")
+
+
+@pytest.mark.slow
+def test_sigkill_between_sending_an_order_and_recording_the_answer_loses_nothing(
+    tmp_path: Path, sim: Sim, tradeledger_argv: list[str]
+) -> None:
+    """Kill the live process while the venue holds an accepted order's answer; restart; repeat.
+
+    The venue accepts each order and holds the reply (a timeout after acceptance), so when
+    the process dies the ledger has ``OrderSubmitted`` and nothing else. The restart must find
+    the order by its client order id, record it and its fills, and never send it again.
+    """
+    ledger = tmp_path / "k.db"
+    rng = random.Random(20261125)  # noqa: S311 - seeded kill points, not security
+    env = {**os.environ, **ENV}
+    env = {k: v for k, v in env.items() if not k.startswith("TRADELEDGER_LEDGER")}
+    crash = _config(tmp_path / "crash.toml", sim, seconds=60)
+    resume = _config(tmp_path / "resume.toml", sim, seconds=0.5)
+    for point in range(KILL_POINTS):
+        sim.faults("orders_only=1,timeout_after_accept=1,hang_ms=20000")
+        known = len(sim.orders())
+        process = subprocess.Popen(
+            [*tradeledger_argv, "--ledger", str(ledger), "live", "--config", str(crash)],
+            cwd=tmp_path,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            _wait_for_venue_order(sim, known, 30)
+            time.sleep(rng.uniform(0, 0.5))  # somewhere while the answer is held
+            process.send_signal(signal.SIGKILL)
+            process.communicate(timeout=10)
+        finally:
+            process.kill()
+        assert process.returncode == -signal.SIGKILL, f"kill point {point}"
+        submitted = [e for e in _events(ledger) if isinstance(e, OrderSubmitted)]
+        answered = {e.client_order_id for e in _events(ledger) if isinstance(e, OrderAccepted)}
+        assert [e.client_order_id for e in submitted if e.client_order_id not in answered], point
+
+        sim.faults("")
+        done = subprocess.run(
+            [*tradeledger_argv, "--ledger", str(ledger), "live", "--config", str(resume), "--json"],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+
+    events = _events(ledger)
+    venue = {o["clientOrderId"]: o for o in sim.orders()}
+    sent = [e.client_order_id for e in events if isinstance(e, OrderSubmitted)]
+    accepted = {e.client_order_id: e.venue_order_id for e in events if isinstance(e, OrderAccepted)}
+    assert len(sent) == len(set(sent))
+    assert len(venue) >= KILL_POINTS
+    assert set(venue) == set(accepted) == set(sent)  # exactly one venue order each, all recorded
+    for cid, order in venue.items():
+        assert str(order["orderId"]) == accepted[cid]
+        filled = sum(
+            (e.qty for e in events if isinstance(e, OrderFilled) and e.client_order_id == cid), Decimal(0)
+        )
+        assert filled == D(order["executedQty"]), cid
+    runs = [e for e in events if isinstance(e, RunStarted)]
+    ended = {e.run_id for e in events if isinstance(e, RunEnded)}
+    assert {r.run_id for r in runs} == ended  # every killed run was closed by the next start-up
