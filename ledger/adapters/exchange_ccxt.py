@@ -4,9 +4,11 @@ Crash safety rests on the client order id, which the ledger records (``OrderSubm
 before anything leaves the process:
 
 * ``submit_order`` sends it as Binance's ``newClientOrderId``. When the answer is lost (a
-  timeout, a dropped connection, a 5xx, a reply ccxt cannot read), the order may or may not
-  exist at the venue, so the gateway never sends it again: it looks the order up by client id,
-  a bounded number of times, and returns the venue's ack or raises ``VenueOrderUnknown``.
+  timeout, a dropped connection, a 5xx or 429, a reply ccxt cannot read), the order may or may
+  not exist at the venue, so the gateway never sends it again: it looks the order up by client
+  id, a bounded number of times, and returns the venue's ack; raises ``VenueOrderAbsentError``
+  when every lookup got the venue's own "no such order", and ``VenueOrderUnknownError`` when
+  lookups failed too (the session asks again later, and at the next start-up).
 * ``recover`` does the same lookup after a restart, for orders the ledger saw submitted but
   never saw answered.
 * ``poll_fills`` reports each venue trade once, by trade id; the domain ignores a repeated
@@ -26,7 +28,7 @@ import ccxt.async_support as ccxt_async
 from ccxt.base import errors as ccxt_errors
 
 from ledger.application.candles import Bar
-from ledger.application.session import VenueOrderUnknownError, VenueRejectedError
+from ledger.application.session import VenueOrderAbsentError, VenueOrderUnknownError, VenueRejectedError
 from ledger.domain.errors import BadInputError, ParameterError
 from ledger.domain.events import OrderPlaced, OrderType, Side
 from ledger.domain.instruments import Instrument
@@ -37,7 +39,9 @@ from ledger.domain.order import FillReport, OrderEnded, VenueAck
 LOOKUPS = 5
 LOOKUP_PAUSE_S = 0.4
 VENUES = ("binance",)
-_LOST_ANSWER = (ccxt_errors.NetworkError, ccxt_errors.BadResponse)
+# A lost or unreadable answer: ccxt's network and response errors, and what its parsers raise
+# on a truncated body (they index into what they expected to be JSON objects).
+_LOST_ANSWER = (ccxt_errors.OperationFailed, AttributeError, TypeError, KeyError, ValueError)
 _TERMINAL = {"closed", "canceled", "expired", "rejected"}
 
 
@@ -123,6 +127,7 @@ class CcxtGateway:
             self._client.urls["api"] = {**urls, "public": config.api_url, "private": config.api_url}
         self._working: dict[str, str] = {}  # client order id -> venue order id
         self._reported: set[str] = set()  # venue trade ids already reported
+        self._seen_qty: dict[str, Decimal] = {}  # client order id -> quantity in reported trades
 
     async def open(self) -> Instrument:
         """Load the venue's markets; return the session instrument's rules."""
@@ -154,7 +159,12 @@ class CcxtGateway:
             reply = await self._client.create_order(
                 self.symbol, kind, order.side.value, None if amount is None else str(amount), price, params
             )
-        except (ccxt_errors.InsufficientFunds, ccxt_errors.InvalidOrder, ccxt_errors.BadRequest) as e:
+        except (
+            ccxt_errors.InsufficientFunds,
+            ccxt_errors.InvalidOrder,
+            ccxt_errors.BadRequest,
+            ccxt_errors.OperationRejected,
+        ) as e:
             raise VenueRejectedError(_reason(e), f"the venue refused the order: {e}") from e
         except _LOST_ANSWER:
             return await self._find(order.client_order_id)
@@ -167,20 +177,25 @@ class CcxtGateway:
         return await self._find(client_order_id)
 
     async def _find(self, client_order_id: str) -> VenueAck:
+        absent = 0
         for attempt in range(LOOKUPS):
+            found = None
             try:
                 found = await self._client.fetch_order(
                     None, self.symbol, {"origClientOrderId": client_order_id}
                 )
             except ccxt_errors.OrderNotFound:
-                found = None
+                absent += 1
             except _LOST_ANSWER:
-                found = None
+                pass  # no answer this time: neither found nor known absent
             if isinstance(found, Mapping) and found.get("id"):
                 return self._ack(client_order_id, str(found["id"]))
             if attempt + 1 < LOOKUPS:
                 await asyncio.sleep(LOOKUP_PAUSE_S)
-        msg = f"order {client_order_id}: the venue's answer was lost and it does not know the order"
+        if absent == LOOKUPS:
+            msg = f"order {client_order_id}: the venue answered {LOOKUPS} times that it has no such order"
+            raise VenueOrderAbsentError(msg)
+        msg = f"order {client_order_id}: the venue's answer was lost and lookups did not settle it"
         raise VenueOrderUnknownError(msg)
 
     def _ack(self, client_order_id: str, venue_order_id: str) -> VenueAck:
@@ -188,20 +203,22 @@ class CcxtGateway:
         return VenueAck(client_order_id=client_order_id, venue_order_id=venue_order_id)
 
     async def poll_fills(self) -> list[FillReport | OrderEnded]:
-        """Report new trades of working orders, then the end of each order that is done."""
+        """Report new trades of working orders, then the end of each order that is done.
+
+        An order leaves the working set only once its trades add up to what the venue says it
+        filled, so a lost or unreadable trade list never loses a fill: the next poll asks again.
+        """
         reports: list[FillReport | OrderEnded] = []
         for client_order_id, venue_order_id in list(self._working.items()):
             try:
                 order = await self._client.fetch_order(venue_order_id, self.symbol)
                 trades = await self._client.fetch_my_trades(self.symbol, params={"orderId": venue_order_id})
+                status, filled = str(order["status"] or ""), Decimal(str(order.get("filled") or 0))
+                fills = [self._fill(client_order_id, t) for t in trades]
             except _LOST_ANSWER:
                 continue  # the next poll asks again; nothing is lost
-            for trade in trades or []:
-                report = self._fill(client_order_id, trade)
-                if report is not None:
-                    reports.append(report)
-            status = str(order.get("status") or "")
-            if status in _TERMINAL:
+            reports.extend(f for f in fills if f is not None)
+            if status in _TERMINAL and self._seen_qty.get(client_order_id, Decimal(0)) >= filled:
                 del self._working[client_order_id]
                 if status != "closed":
                     reports.append(
@@ -214,22 +231,27 @@ class CcxtGateway:
         return reports
 
     def _fill(self, client_order_id: str, trade: Mapping[str, Any]) -> FillReport | None:
-        trade_id = str(trade.get("id") or "")
-        if not trade_id or trade_id in self._reported:
+        trade_id = str(trade["id"] or "")
+        if not trade_id:
+            msg = "a trade without an id"
+            raise ValueError(msg)  # an unreadable reply: the poll is retried
+        if trade_id in self._reported:
             return None
-        self._reported.add(trade_id)
         fee = trade.get("fee") or {}
-        return FillReport(
+        report = FillReport(
             client_order_id=client_order_id,
             venue=self.venue,
             venue_trade_id=trade_id,
             side=Side(str(trade["side"])),
-            qty=_decimal(trade.get("amount"), "trade amount"),
-            price=_decimal(trade.get("price"), "trade price"),
-            fee=_decimal(fee.get("cost", "0"), "trade fee"),
+            qty=_reported(trade.get("amount"), positive=True),
+            price=_reported(trade.get("price"), positive=True),
+            fee=_reported(fee.get("cost", "0"), positive=False),
             fee_asset=str(fee.get("currency") or ""),
             occurred_at=_time(trade.get("timestamp")),
         )
+        self._reported.add(trade_id)
+        self._seen_qty[client_order_id] = self._seen_qty.get(client_order_id, Decimal(0)) + report.qty
+        return report
 
     async def cancel(self, client_order_id: str) -> None:
         """Ask the venue to cancel an order (its end arrives through ``poll_fills``)."""
@@ -246,7 +268,10 @@ class CcxtGateway:
         ccxt hands OHLCV over as floats; each is read back through its shortest repr, which is
         the venue's decimal string for prices and volumes of up to 15 significant digits.
         """
-        rows = await self._client.fetch_ohlcv(self.symbol, self.timeframe, since_ms, 500)
+        try:
+            rows = await self._client.fetch_ohlcv(self.symbol, self.timeframe, since_ms, 500)
+        except _LOST_ANSWER:
+            return []  # the next step asks again from the same bar
         closed = list(rows[:-1]) if rows else []
         return [
             Bar(
@@ -261,10 +286,23 @@ class CcxtGateway:
         ]
 
     async def balances(self) -> dict[str, Decimal]:
-        """Return the venue's total balance per asset (non-zero ones)."""
-        found = await self._client.fetch_balance()
-        totals = found.get("total") or {}
-        return {asset: Decimal(str(v)) for asset, v in totals.items() if v}
+        """Return the venue's total balance per asset (non-zero ones); retries lost answers."""
+        for attempt in range(LOOKUPS):
+            try:
+                found = await self._client.fetch_balance()
+                if not isinstance(found.get("info"), Mapping):
+                    # ccxt parses a truncated body into an empty balance with the raw text as
+                    # info: that is a lost answer, not an empty account.
+                    msg = "the venue's balance reply could not be read"
+                    raise ValueError(msg)
+                totals = found.get("total") or {}
+                return {asset: Decimal(str(v)) for asset, v in totals.items() if v}
+            except _LOST_ANSWER:
+                if attempt + 1 == LOOKUPS:
+                    raise
+                await asyncio.sleep(LOOKUP_PAUSE_S)
+        msg = "unreachable: the loop returns or raises"
+        raise AssertionError(msg)
 
 
 def _reason(error: Exception) -> str:
@@ -273,8 +311,24 @@ def _reason(error: Exception) -> str:
     return "venue_invalid_order"
 
 
+def _reported(value: Any, *, positive: bool) -> Decimal:
+    # A number in a venue report; anything else makes the whole reply unreadable (retried).
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        msg = f"the venue reported {value!r} where a number belongs"
+        raise ValueError(msg)
+    try:
+        number = Decimal(str(value))
+    except ArithmeticError as e:
+        msg = f"the venue reported {value!r} where a number belongs"
+        raise ValueError(msg) from e
+    if not number.is_finite() or number < 0 or (positive and number == 0):
+        msg = f"the venue reported {value!r}, which no trade can have"
+        raise ValueError(msg)
+    return number
+
+
 def _time(ms: Any) -> datetime:
     if not isinstance(ms, int | float):
         msg = "the venue reported a trade without a timestamp"
-        raise BadInputError(msg)
+        raise ValueError(msg)  # an unreadable reply: the poll is retried
     return datetime.fromtimestamp(ms / 1000, tz=UTC)

@@ -67,7 +67,11 @@ class VenueRejectedError(LedgerError):
 
 
 class VenueOrderUnknownError(LedgerError):
-    """The venue's answer was lost and a lookup by client order id did not find the order."""
+    """The venue's answer was lost and lookups by client order id did not settle whether it exists."""
+
+
+class VenueOrderAbsentError(VenueOrderUnknownError):
+    """The venue answered, repeatedly, that it has no order with this client order id."""
 
 
 class SessionVenue(Protocol):
@@ -332,6 +336,9 @@ class TradingSession:
         except VenueRejectedError as e:
             self._answer_rejected(placed.client_order_id, e.reason, str(e))
             return
+        except VenueOrderAbsentError as e:
+            self._answer_rejected(placed.client_order_id, "not_at_venue", str(e))
+            return
         except VenueOrderUnknownError:
             self.unknown.add(placed.client_order_id)
             return
@@ -340,6 +347,10 @@ class TradingSession:
     async def _look_up(self, client_order_id: str) -> None:
         try:
             ack = await self.ports.venue.recover(client_order_id)
+        except VenueOrderAbsentError as e:
+            self.unknown.discard(client_order_id)
+            self._answer_rejected(client_order_id, "not_at_venue", str(e))
+            return
         except VenueOrderUnknownError:
             return  # still unknown: asked again next step, and at the next start-up
         self.unknown.discard(client_order_id)

@@ -39,6 +39,7 @@ from ledger.application.session import (
     SessionVenue,
     SessionWiring,
     TradingSession,
+    VenueOrderAbsentError,
     VenueOrderUnknownError,
 )
 from ledger.bootstrap import code_version, open_ledger
@@ -302,7 +303,7 @@ async def recover_orders(
     assert isinstance(portfolio, PortfolioProjection)  # noqa: S101 - constructed above
     found: dict[str, str] = {}
     for run in portfolio.runs.values():
-        if run.started.mode is not mode or run.ended is not None:
+        if run.started.mode is not mode:
             continue
         for client_order_id in list(run.open_orders):
             state = _order_state(store, client_order_id)
@@ -310,7 +311,8 @@ async def recover_orders(
                 continue
             found[client_order_id] = await _recover_one(store, session, venue, state)
         await session.settle()  # fills of recovered orders, before their run is closed
-        _end_unfinished(store, run, session.run_id)
+        if run.ended is None:
+            _end_unfinished(store, run, session.run_id)
     return found
 
 
@@ -320,7 +322,7 @@ async def _recover_one(
     cid = state.client_order_id
     try:
         ack = await venue.recover(cid)
-    except VenueOrderUnknownError as e:
+    except VenueOrderAbsentError as e:
         event: LedgerEvent = OrderRejected(
             originator_id=order_stream_id(cid),
             originator_version=state.version + 1,
@@ -332,6 +334,8 @@ async def _recover_one(
         )
         store.append([event])
         return "not at the venue: rejected"
+    except VenueOrderUnknownError:
+        return "still unknown (the venue did not answer); looked up again at the next start-up"
     if state.status is OrderStatus.SUBMITTED:
         event = OrderAccepted(
             originator_id=order_stream_id(cid),

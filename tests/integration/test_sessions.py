@@ -301,3 +301,70 @@ def test_sigkill_between_sending_an_order_and_recording_the_answer_loses_nothing
     runs = [e for e in events if isinstance(e, RunStarted)]
     ended = {e.run_id for e in events if isinstance(e, RunEnded)}
     assert {r.run_id for r in runs} == ended  # every killed run was closed by the next start-up
+
+
+def _run_live(tradeledger_argv: list[str], ledger: Path, config: Path) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TRADELEDGER_")}
+    return subprocess.run(
+        [*tradeledger_argv, "--ledger", str(ledger), "live", "--config", str(config), "--json"],
+        cwd=ledger.parent,
+        env={**env, **ENV},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "fault",
+    [
+        "rate_limit=0.2",
+        "ban=0.2",
+        "http5xx=0.2",
+        "http500=0.2",
+        "timeout_after_accept=0.2,hang_ms=1500",
+        "drop=0.2",
+        "malformed=0.2",
+    ],
+)
+def test_under_each_fault_no_event_is_lost_and_no_order_is_doubled(
+    tmp_path: Path, sim: Sim, tradeledger_argv: list[str], fault: str
+) -> None:
+    ledger = tmp_path / "f.db"
+    sim.faults(f"{fault},seed=3")
+    faulty = (
+        _config(tmp_path / "faulty.toml", sim, seconds=6)
+        .read_text()
+        .replace("timeout_ms = 15000", "timeout_ms = 1000")
+    )
+    (tmp_path / "faulty.toml").write_text(faulty)
+
+    during = _run_live(tradeledger_argv, ledger, tmp_path / "faulty.toml")
+    sim.faults("")
+    after = _run_live(tradeledger_argv, ledger, _config(tmp_path / "clean.toml", sim, seconds=0.5))
+
+    assert during.returncode == 0, during.stderr
+    assert after.returncode == 0, after.stderr
+    events = _events(ledger)
+    venue_orders = sim.orders()
+    venue = {o["clientOrderId"]: o for o in venue_orders}
+    assert len(venue) == len(venue_orders)  # no client order id twice at the venue
+    sent = [e.client_order_id for e in events if isinstance(e, OrderSubmitted)]
+    accepted = {e.client_order_id: e.venue_order_id for e in events if isinstance(e, OrderAccepted)}
+    rejected = {e.client_order_id for e in events if type(e).__name__ == "OrderRejected"}
+    assert sent
+    assert set(sent) == set(accepted) | rejected  # every order was answered, one way or the other
+    assert set(venue) == set(accepted)  # accepted exactly when the venue has it
+    for cid, order in venue.items():
+        assert str(order["orderId"]) == accepted[cid]
+        filled = sum((e.qty for e in events if isinstance(e, OrderFilled) and e.client_order_id == cid), D(0))
+        assert filled == D(order["executedQty"]), cid
+    store = open_store(str(ledger), create=False)
+    try:
+        from ledger.adapters import audit  # noqa: PLC0415
+
+        assert audit.verify(store).ok
+    finally:
+        store.close()
