@@ -27,11 +27,12 @@ from typing import Any
 import ccxt.async_support as ccxt_async
 from ccxt.base import errors as ccxt_errors
 
+from ledger.adapters.ccxt_markets import rules_from_ccxt_market
 from ledger.application.candles import Bar
 from ledger.application.session import VenueOrderAbsentError, VenueOrderUnknownError, VenueRejectedError
 from ledger.domain.errors import BadInputError, ParameterError
 from ledger.domain.events import OrderPlaced, OrderType, Side
-from ledger.domain.instruments import Instrument
+from ledger.domain.market_rules import MarketRules
 from ledger.domain.order import FillReport, OrderEnded, VenueAck
 
 # Why 5 lookups 0.4 s apart: a venue that accepted an order shows it within a second or two;
@@ -54,47 +55,6 @@ class VenueConfig:
     api_secret: str
     api_url: str | None = None  # e.g. http://127.0.0.1:PORT/api/v3 for the local server
     timeout_ms: int = 5000
-
-
-def _decimal(value: Any, field: str) -> Decimal:
-    if value is None:
-        msg = f"the venue's market data lacks {field}; the venue answered something ccxt cannot read"
-        raise BadInputError(msg)
-    return Decimal(str(value))
-
-
-def _filters(market: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
-    info = market.get("info") or {}
-    return {f.get("filterType", ""): f for f in info.get("filters", []) if isinstance(f, Mapping)}
-
-
-def instrument_from_market(market: Mapping[str, Any]) -> Instrument:
-    """Return the instrument rules of a ccxt market (Binance filters' exact strings first).
-
-    Raises:
-        BadInputError: the market lacks its precision or limits.
-    """
-    filters = _filters(market)
-    lot, price = filters.get("LOT_SIZE", {}), filters.get("PRICE_FILTER", {})
-    notional = filters.get("NOTIONAL") or filters.get("MIN_NOTIONAL") or {}
-    precision, limits = market.get("precision") or {}, market.get("limits") or {}
-    step = _decimal(lot.get("stepSize") or precision.get("amount"), "precision.amount")
-    tick = _decimal(price.get("tickSize") or precision.get("price"), "precision.price")
-    qty_min = _decimal(
-        lot.get("minQty") or (limits.get("amount") or {}).get("min") or step, "limits.amount.min"
-    )
-    notional_min = _decimal(
-        notional.get("minNotional") or (limits.get("cost") or {}).get("min") or "0", "limits.cost.min"
-    )
-    return Instrument(
-        symbol=str(market["symbol"]),
-        base_asset=str(market["base"]),
-        quote_asset=str(market["quote"]),
-        qty_step=step.normalize(),
-        price_tick=tick.normalize(),
-        qty_min=qty_min.normalize(),
-        notional_min=notional_min.normalize(),
-    )
 
 
 class CcxtGateway:
@@ -129,14 +89,14 @@ class CcxtGateway:
         self._reported: set[str] = set()  # venue trade ids already reported
         self._seen_qty: dict[str, Decimal] = {}  # client order id -> quantity in reported trades
 
-    async def open(self) -> Instrument:
-        """Load the venue's markets; return the session instrument's rules."""
+    async def open(self) -> MarketRules:
+        """Load the venue's markets; return the session symbol's exchange rules."""
         markets = await self._client.load_markets()
         market = markets.get(self.symbol)
         if market is None:
             msg = f"symbol: the venue does not list {self.symbol!r}; check the spelling, e.g. BTC/USDT"
             raise BadInputError(msg)
-        return instrument_from_market(market)
+        return rules_from_ccxt_market(market, precision_mode=int(self._client.precisionMode))
 
     async def close(self) -> None:
         """Close the HTTP session."""
@@ -273,17 +233,20 @@ class CcxtGateway:
         except _LOST_ANSWER:
             return []  # the next step asks again from the same bar
         closed = list(rows[:-1]) if rows else []
-        return [
-            Bar(
-                open_ms=int(r[0]),
-                open=_decimal(r[1], "open"),
-                high=_decimal(r[2], "high"),
-                low=_decimal(r[3], "low"),
-                close=_decimal(r[4], "close"),
-                volume=_decimal(r[5], "volume"),
-            )
-            for r in closed
-        ]
+        try:
+            return [
+                Bar(
+                    open_ms=int(r[0]),
+                    open=_reported(r[1], positive=True),
+                    high=_reported(r[2], positive=True),
+                    low=_reported(r[3], positive=True),
+                    close=_reported(r[4], positive=True),
+                    volume=_reported(r[5], positive=False),
+                )
+                for r in closed
+            ]
+        except _LOST_ANSWER:
+            return []  # an unreadable row: the next step asks again
 
     async def balances(self) -> dict[str, Decimal]:
         """Return the venue's total balance per asset (non-zero ones); retries lost answers."""

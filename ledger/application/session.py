@@ -45,7 +45,8 @@ from ledger.domain.events import (
 )
 from ledger.domain.identifiers import order_stream_id, run_stream_id
 from ledger.domain.instruments import Instrument
-from ledger.domain.numbers import LEDGER_CONTEXT, ZERO, D, round_down_to_step
+from ledger.domain.market_rules import MarketRules, OrderRefusal, PreparedOrder, prepare_order
+from ledger.domain.numbers import LEDGER_CONTEXT, ZERO, D
 from ledger.domain.order import FillReport, OrderEnded, OrderState, OrderStatus, VenueAck, evolve, fill_events
 from ledger.domain.trading_session import Denial, gate
 from ledger.ports import Clock, EventStore, IdGenerator
@@ -122,6 +123,7 @@ class SessionSpec:
 
     mode: TradingMode
     instrument: Instrument
+    rules: MarketRules  # the venue's exchange rules for the instrument
     cash_initial: Decimal
     fee_rate: Decimal
     seed: int
@@ -239,20 +241,17 @@ class TradingSession:
         )
 
     def _base_qty(self, decision: Decision, price: Decimal) -> Decimal:
-        # Exchange rules: live and paper orders carry a base quantity rounded down to the step;
-        # a sell never asks for more than the free base balance (venues charge buy fees in it).
-        step = self.spec.instrument.qty_step
+        # Live and paper orders carry a base quantity (the exchange rules round it down); a
+        # sell never asks for more than the free base balance.
         run = self.portfolio.runs[self.run_id]
         with localcontext(LEDGER_CONTEXT):
             if decision.action is DecisionAction.SELL:
                 wanted = decision.qty if decision.qty is not None else ZERO
-                return round_down_to_step(
-                    min(wanted, run.balance(self.spec.instrument.base_asset).free), step
-                )
+                return min(wanted, run.balance(self.spec.instrument.base_asset).free)
             if decision.qty is not None:
-                return round_down_to_step(decision.qty, step)
+                return decision.qty
             spend = decision.qty_quote if decision.qty_quote is not None else ZERO
-            return round_down_to_step(spend / price, step)
+            return spend / price
 
     async def _act(self, decision: Decision, price: Decimal) -> None:
         now = self.ports.clock.now()
@@ -277,7 +276,22 @@ class TradingSession:
             input_digest=decision.input_digest,
             output=decision.output,
         )
-        qty = self._base_qty(decision, price)
+        side = Side.BUY if decision.action is DecisionAction.BUY else Side.SELL
+        order_type = OrderType.MARKET if decision.price_limit is None else OrderType.LIMIT
+        wanted = self._base_qty(decision, price)
+        prepared = prepare_order(
+            self.spec.rules,
+            side=side,
+            order_type=order_type,
+            qty=wanted,
+            price=decision.price_limit,
+            price_reference=price,
+        )
+        refusal = prepared if isinstance(prepared, OrderRefusal) else None
+        if isinstance(prepared, PreparedOrder):
+            qty = prepared.qty
+        else:  # a refused order records what was asked (an event quantity must be positive)
+            qty = wanted if wanted > ZERO else self.spec.rules.qty_step
         placed = OrderPlaced(
             originator_id=stream,
             originator_version=1,
@@ -286,11 +300,11 @@ class TradingSession:
             client_order_id=client_order_id,
             decision_id=decision_id,
             instrument=decision.instrument,
-            side=Side.BUY if decision.action is DecisionAction.BUY else Side.SELL,
-            order_type=OrderType.MARKET if decision.price_limit is None else OrderType.LIMIT,
-            qty=qty if qty > ZERO else self.spec.instrument.qty_step,
+            side=side,
+            order_type=order_type,
+            qty=qty,  # rounded down to the step; a refused order records the smallest step
             qty_quote=None,
-            price_limit=decision.price_limit,
+            price_limit=prepared.price if isinstance(prepared, PreparedOrder) else decision.price_limit,
             price_expected=price,
         )
         self._append(made)
@@ -302,8 +316,8 @@ class TradingSession:
             quote_free=run.balance(self.spec.instrument.quote_asset).free,
             base_free=run.balance(self.spec.instrument.base_asset).free,
         )
-        if denial is None and qty == ZERO:
-            denial = Denial(reason="qty_min", detail=f"the decision sizes to 0 at {price}")
+        if refusal is not None:  # the exchange rules come first: the order never reaches the venue
+            denial = Denial(reason=refusal.reason.value, detail=refusal.detail)
         if denial is not None:
             self._append(
                 placed,

@@ -46,6 +46,7 @@ from ledger.bootstrap import code_version, open_ledger
 from ledger.domain.errors import BadInputError, ParameterError, TradingHaltedError
 from ledger.domain.events import LedgerEvent, OrderAccepted, OrderRejected, RunEnded, TradingMode
 from ledger.domain.identifiers import CONTROL_RUN_ID, order_stream_id, run_stream_id
+from ledger.domain.instruments import Instrument
 from ledger.domain.order import OrderState, OrderStatus, evolve
 from ledger.domain.trading_session import kill_switch_engaged
 from ledger.strategies import build_strategy
@@ -214,7 +215,16 @@ async def _run(
     section = config.session
     store = open_ledger(ledger_url, create=True)
     try:
-        instrument = await gateway.open()
+        rules = await gateway.open()
+        instrument = Instrument(
+            symbol=rules.symbol,
+            base_asset=rules.base,
+            quote_asset=rules.quote,
+            qty_step=rules.qty_step,
+            price_tick=rules.price_tick if rules.price_tick is not None else rules.tick_for(Decimal(1)),
+            qty_min=rules.qty_min,
+            notional_min=rules.notional_min,
+        )
         fee = Decimal(section.fee)
         venue: SessionVenue = gateway if mode is TradingMode.LIVE else PaperGateway(instrument, fee)
         cash = Decimal(section.cash)
@@ -225,6 +235,7 @@ async def _run(
         spec = SessionSpec(
             mode=mode,
             instrument=instrument,
+            rules=rules,
             cash_initial=cash if cash > 0 else Decimal("0.00000001"),
             fee_rate=fee,
             seed=section.seed,

@@ -1,0 +1,333 @@
+"""The session's order path with scripted venues (fakes of the session's ports, real SQLite store).
+
+Bars are the first minutes of the bundled real BTC/USDT sample; the decision source decides on
+every bar from a script, so each test states exactly what was decided and what the venue did.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+import numpy as np
+import pytest
+
+from ledger.adapters.candles_csv import load_candles
+from ledger.adapters.ids import SeededIds
+from ledger.adapters.store import LedgerStore, open_store
+from ledger.application.candles import Bar, Candles
+from ledger.application.session import (
+    SessionSpec,
+    SessionWiring,
+    TradingSession,
+    VenueOrderAbsentError,
+    VenueOrderUnknownError,
+    VenueRejectedError,
+)
+from ledger.bootstrap import bundled_sample
+from ledger.domain.decisions import Decision, MarketContext
+from ledger.domain.errors import FillConflictError
+from ledger.domain.events import (
+    DecisionAction,
+    LedgerEvent,
+    OrderAccepted,
+    OrderDenied,
+    OrderFilled,
+    OrderPlaced,
+    OrderRejected,
+    OrderSubmitted,
+    Side,
+    TradingMode,
+)
+from ledger.domain.instruments import BUILTIN_INSTRUMENTS
+from ledger.domain.market_rules import MarketRules
+from ledger.domain.numbers import D
+from ledger.domain.order import FillReport, OrderEnded, VenueAck
+
+INSTRUMENT = BUILTIN_INSTRUMENTS["BTC/USDT"]
+RULES = MarketRules(
+    symbol="BTC/USDT",
+    base="BTC",
+    quote="USDT",
+    qty_step=D("0.00001"),
+    qty_min=D("0.00001"),
+    price_tick=D("0.01"),
+    notional_min=D("5"),
+)
+RUN = UUID("00000000-0000-4000-8000-00000000abcd")
+
+
+def _bars(n: int) -> list[Bar]:
+    candles = load_candles(bundled_sample())
+    return [
+        Bar(
+            open_ms=int(candles.open_time_ms[i]),
+            open=candles.price(candles.open[i]),
+            high=candles.price(candles.high[i]),
+            low=candles.price(candles.low[i]),
+            close=candles.price(candles.close[i]),
+            volume=D(0),
+        )
+        for i in range(n)
+    ]
+
+
+BARS = _bars(40)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.t = datetime(2026, 11, 25, tzinfo=UTC)
+
+    def now(self) -> datetime:
+        self.t += timedelta(milliseconds=1)
+        return self.t
+
+
+class Feed:
+    """History of 30 bars, then one new bar per step."""
+
+    def __init__(self) -> None:
+        self.shown = 30
+
+    async def closed_bars(self, since_ms: int | None) -> list[Bar]:
+        if since_ms is None:
+            return BARS[: self.shown]
+        self.shown += 1
+        return [b for b in BARS[: self.shown] if b.open_ms >= since_ms]
+
+
+class Tape:
+    def __init__(self) -> None:
+        self.bars: list[Bar] = []
+
+    def write(self, bar: Bar, seen_at: datetime) -> None:  # noqa: ARG002 - the port's signature
+        self.bars.append(bar)
+
+    def close(self) -> tuple[str, str, int]:
+        return "tape.jsonl", "0" * 64, len(self.bars)
+
+
+@dataclass
+class Script:
+    """Decides the next scripted decision on every bar."""
+
+    decisions: list[Decision]
+    name: str = "script"
+
+    def params(self) -> dict[str, str]:
+        return {}
+
+    def candidate_bars(self, candles: Candles) -> np.ndarray:
+        return np.arange(len(candles), dtype=np.int64)
+
+    def decide(self, context: MarketContext) -> Decision | None:  # noqa: ARG002 - scripted
+        return self.decisions.pop(0) if self.decisions else None
+
+
+@dataclass
+class Venue:
+    """Answers each submission with the next scripted outcome; records what it saw."""
+
+    store: LedgerStore
+    outcomes: list[object]
+    lookups: list[object] = field(default_factory=list)
+    reports: list[FillReport | OrderEnded] = field(default_factory=list)
+    sent: list[OrderPlaced] = field(default_factory=list)
+    recorded_before_sending: list[bool] = field(default_factory=list)
+    venue: str = "scripted"
+
+    def on_bar(self, bar: Bar) -> None:
+        pass
+
+    async def submit_order(self, order: OrderPlaced) -> VenueAck:
+        stream = self.store.read_stream(order.originator_id)
+        self.recorded_before_sending.append(any(isinstance(e, OrderSubmitted) for e in stream))
+        self.sent.append(order)
+        outcome = self.outcomes.pop(0)
+        if isinstance(outcome, Exception):
+            raise outcome
+        return VenueAck(client_order_id=order.client_order_id, venue_order_id=str(outcome))
+
+    async def recover(self, client_order_id: str) -> VenueAck:
+        outcome = self.lookups.pop(0)
+        if isinstance(outcome, Exception):
+            raise outcome
+        return VenueAck(client_order_id=client_order_id, venue_order_id=str(outcome))
+
+    async def poll_fills(self) -> list[FillReport | OrderEnded]:
+        reports, self.reports = self.reports, []
+        return reports
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[LedgerStore]:
+    s = open_store(str(tmp_path / "s.db"), create=True)
+    yield s
+    s.close()
+
+
+def _session(
+    store: LedgerStore, venue: Venue, decisions: list[Decision], *, halted: bool = False
+) -> TradingSession:
+    spec = SessionSpec(
+        mode=TradingMode.LIVE,
+        instrument=INSTRUMENT,
+        rules=RULES,
+        cash_initial=D("10000"),
+        fee_rate=D("0.001"),
+        seed=0,
+        config_hash="c" * 64,
+        code_version="test",
+        interval_ms=60_000,
+        data_source="scripted:BTC/USDT:1m",
+        halted=halted,
+    )
+    wiring = SessionWiring(
+        store=store, venue=venue, feed=Feed(), ids=SeededIds(0), clock=Clock(), tape=Tape()
+    )
+    return TradingSession(spec=spec, strategy=Script(decisions), wiring=wiring, run_id=RUN)
+
+
+def _buy(quote: str) -> Decision:
+    return Decision(instrument="BTC/USDT", action=DecisionAction.BUY, qty_quote=D(quote), rationale="script")
+
+
+async def _steps(session: TradingSession, n: int) -> list[LedgerEvent]:
+    feed = session.ports.feed
+    assert isinstance(feed, Feed)
+
+    def stop() -> bool:  # after n steps, each of which shows one new bar
+        return feed.shown >= 30 + n
+
+    await session.run(stop=stop, poll_s=0.001)
+    return [e for _, e in session.ports.store.read_log(0, 10_000)]
+
+
+def _only(events: list[LedgerEvent], kind: type) -> list[Any]:
+    return [e for e in events if isinstance(e, kind)]
+
+
+@pytest.mark.anyio
+async def test_the_order_is_on_record_before_the_venue_sees_it_and_rounded_down_to_the_step(store) -> None:
+    venue = Venue(store, outcomes=["v-1"])
+
+    events = await _steps(_session(store, venue, [_buy("1000")]), 1)
+
+    assert venue.recorded_before_sending == [True]
+    [placed] = _only(events, OrderPlaced)
+    price = BARS[30].close
+    # 1000 / close, rounded down to the 0.00001 step, never up
+    assert placed.qty == (D("1000") / price).quantize(D("0.00001"), rounding="ROUND_DOWN")
+    assert placed.qty * price <= D("1000")
+    assert [e.venue_order_id for e in _only(events, OrderAccepted)] == ["v-1"]
+
+
+@pytest.mark.anyio
+async def test_an_order_below_the_exchange_minimum_is_denied_and_never_sent(store) -> None:
+    venue = Venue(store, outcomes=[])
+
+    events = await _steps(_session(store, venue, [_buy("4.99")]), 1)
+
+    [denied] = _only(events, OrderDenied)
+    assert denied.reason == "notional_below_min"
+    assert "below the minimum 5" in denied.detail
+    assert venue.sent == []
+
+
+@pytest.mark.anyio
+async def test_an_engaged_kill_switch_denies_before_the_venue(store) -> None:
+    venue = Venue(store, outcomes=[])
+
+    events = await _steps(_session(store, venue, [_buy("1000")], halted=True), 1)
+
+    assert [d.reason for d in _only(events, OrderDenied)] == ["kill_switch"]
+    assert venue.sent == []
+
+
+@pytest.mark.anyio
+async def test_a_refusal_by_the_venue_is_an_order_rejected_with_its_reason(store) -> None:
+    venue = Venue(
+        store, outcomes=[VenueRejectedError("insufficient_balance", "Account has insufficient balance")]
+    )
+
+    events = await _steps(_session(store, venue, [_buy("1000")]), 1)
+
+    [rejected] = _only(events, OrderRejected)
+    assert rejected.reason == "insufficient_balance"
+    assert _only(events, OrderAccepted) == []
+
+
+@pytest.mark.anyio
+async def test_a_lost_answer_is_looked_up_again_on_the_next_step_not_resent(store) -> None:
+    venue = Venue(
+        store, outcomes=[VenueOrderUnknownError("timeout")], lookups=[VenueOrderUnknownError("still"), "v-9"]
+    )
+
+    events = await _steps(_session(store, venue, [_buy("1000")]), 3)
+
+    assert len(venue.sent) == 1
+    assert [e.venue_order_id for e in _only(events, OrderAccepted)] == ["v-9"]
+
+
+@pytest.mark.anyio
+async def test_an_order_the_venue_says_it_never_had_is_rejected_not_at_venue(store) -> None:
+    venue = Venue(store, outcomes=[VenueOrderAbsentError("no such order, 5 times")])
+
+    events = await _steps(_session(store, venue, [_buy("1000")]), 1)
+
+    assert [r.reason for r in _only(events, OrderRejected)] == ["not_at_venue"]
+    assert len(venue.sent) == 1
+
+
+def _report(cid: str, trade: str, qty: str, price: str) -> FillReport:
+    return FillReport(
+        client_order_id=cid,
+        venue="scripted",
+        venue_trade_id=trade,
+        side=Side.BUY,
+        qty=D(qty),
+        price=D(price),
+        fee=D("0.00000100"),
+        fee_asset="BTC",
+        occurred_at=datetime(2026, 11, 25, 0, 0, 1, tzinfo=UTC),
+    )
+
+
+@pytest.mark.anyio
+async def test_a_repeated_fill_report_is_recorded_once(store) -> None:
+    venue = Venue(store, outcomes=["v-1"])
+    session = _session(store, venue, [_buy("1000")])
+    await _steps(session, 1)
+    [placed] = _only([e for _, e in store.read_log(0, 100)], OrderPlaced)
+    venue.reports = [_report(placed.client_order_id, "t-1", "0.004", "105000")] * 2
+
+    await session.settle()
+    venue.reports = [_report(placed.client_order_id, "t-1", "0.004", "105000")]
+    await session.settle()
+
+    fills = _only([e for _, e in store.read_log(0, 100)], OrderFilled)
+    assert [(f.venue_trade_id, f.qty) for f in fills] == [("t-1", D("0.004"))]
+
+
+@pytest.mark.anyio
+async def test_a_conflicting_repeat_halts_with_an_invariant_violation(store) -> None:
+    venue = Venue(store, outcomes=["v-1"])
+    session = _session(store, venue, [_buy("1000")])
+    await _steps(session, 1)
+    [placed] = _only([e for _, e in store.read_log(0, 100)], OrderPlaced)
+    venue.reports = [_report(placed.client_order_id, "t-1", "0.004", "105000")]
+    await session.settle()
+    before = store.max_seq()
+
+    venue.reports = [_report(placed.client_order_id, "t-1", "0.004", "105001")]
+    with pytest.raises(FillConflictError, match="t-1"):
+        await session.settle()
+
+    assert store.max_seq() == before
+    assert Decimal(0) < placed.qty
