@@ -56,22 +56,54 @@ class Bar:
     volume: Decimal
 
 
-def candles_from_bars(bars: list[Bar], *, source: str, interval_ms: int) -> Candles:
-    """Return ``bars`` as a ``Candles`` series in integer units of their finest price digit."""
-    prices = [p for b in bars for p in (b.open, b.high, b.low, b.close)]
-    scale = max((max(0, -int(p.as_tuple().exponent)) for p in prices), default=0)
+class RollingCandles:
+    """The last ``capacity`` closed bars as a ``Candles`` view, appended in O(1).
 
-    def units(values: list[Decimal]) -> IntArray:
-        return np.array([int(v.scaleb(scale)) for v in values], dtype=np.int64)
+    Prices are kept as integers at the finest decimal place seen so far; a bar with a finer
+    price (rare: venues quote on a fixed tick) rescales the held bars once.
+    """
 
-    return Candles(
-        source=source,
-        digest="",
-        open_time_ms=np.array([b.open_ms for b in bars], dtype=np.int64),
-        open=units([b.open for b in bars]),
-        high=units([b.high for b in bars]),
-        low=units([b.low for b in bars]),
-        close=units([b.close for b in bars]),
-        price_scale=scale,
-        interval_ms=interval_ms,
-    )
+    def __init__(self, *, capacity: int, interval_ms: int, source: str) -> None:
+        """Hold up to ``capacity`` bars of ``interval_ms`` from ``source``."""
+        self._capacity = capacity
+        self._interval_ms = interval_ms
+        self._source = source
+        self._rows = np.zeros((5, 2 * capacity), dtype=np.int64)  # open time, o, h, l, c
+        self._start = 0
+        self._end = 0
+        self._scale = 0
+
+    def __len__(self) -> int:
+        """Return the number of bars held."""
+        return self._end - self._start
+
+    def append(self, bar: Bar) -> None:
+        """Add a newly closed bar, dropping the oldest beyond capacity."""
+        prices = (bar.open, bar.high, bar.low, bar.close)
+        scale = max(max(0, -int(p.as_tuple().exponent)) for p in prices)
+        if scale > self._scale:
+            self._rows[1:, self._start : self._end] *= 10 ** (scale - self._scale)
+            self._scale = scale
+        if self._end == self._rows.shape[1]:  # full: move the newest capacity-1 bars to the front
+            keep = self._rows[:, self._end - self._capacity + 1 : self._end].copy()
+            self._rows[:, : keep.shape[1]] = keep
+            self._start, self._end = 0, keep.shape[1]
+        column = [bar.open_ms, *(int(p.scaleb(self._scale)) for p in prices)]
+        self._rows[:, self._end] = column
+        self._end += 1
+        self._start = max(self._start, self._end - self._capacity)
+
+    def candles(self) -> Candles:
+        """Return the held bars as a ``Candles`` series (views, not copies)."""
+        rows = self._rows[:, self._start : self._end]
+        return Candles(
+            source=self._source,
+            digest="",
+            open_time_ms=rows[0],
+            open=rows[1],
+            high=rows[2],
+            low=rows[3],
+            close=rows[4],
+            price_scale=self._scale,
+            interval_ms=self._interval_ms,
+        )

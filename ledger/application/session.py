@@ -19,8 +19,9 @@ from typing import Protocol
 from uuid import UUID
 
 import anyio
+import numpy as np
 
-from ledger.application.candles import Bar, candles_from_bars
+from ledger.application.candles import Bar, RollingCandles
 from ledger.application.decisions import DecisionSource
 from ledger.domain.decisions import Decision, MarketContext
 from ledger.domain.errors import LedgerError
@@ -163,19 +164,32 @@ class TradingSession:
         self.bars: list[Bar] = []
         self.run_version = 0
         self.decided = 0
+        self.staged: list[LedgerEvent] = []
+        self.window = RollingCandles(
+            capacity=WINDOW_BARS, interval_ms=spec.interval_ms, source=spec.data_source
+        )
 
     async def settle(self) -> None:
         """Record whatever the venue reports now (used after start-up recovery)."""
         await self._record_reports(await self.ports.venue.poll_fills())
+        self._commit()
 
     def adopt(self, state: OrderState) -> None:
         """Track an earlier run's working order (recovered at start-up) for its fills."""
         self.orders[state.client_order_id] = state
 
     def _append(self, *events: LedgerEvent) -> None:
-        self.ports.store.append(list(events))
+        # Stage: the projection sees the events now, the store at the next commit. Commits
+        # happen before an order leaves the process and at the end of every step, so what
+        # the venue may know about is always on record first, in as few fsyncs as that allows.
+        self.staged.extend(events)
         for event in events:
             self.portfolio.apply(event)
+
+    def _commit(self) -> None:
+        if self.staged:
+            self.ports.store.append(self.staged)
+            self.staged = []
 
     def _run_event_version(self) -> int:
         self.run_version += 1
@@ -184,7 +198,10 @@ class TradingSession:
     async def run(self, *, stop: Callable[[], bool], poll_s: float) -> RunView:
         """Trade until ``stop()`` is true, then end the run; return its view."""
         self._start()
-        self.bars = (await self.ports.feed.closed_bars(None))[-WINDOW_BARS:]  # history: no decisions
+        self._commit()
+        for bar in (await self.ports.feed.closed_bars(None))[-WINDOW_BARS:]:  # history: no decisions
+            self.window.append(bar)
+            self.bars = [bar]
         while not stop():
             await self.step()
             with anyio.move_on_after(poll_s):
@@ -203,9 +220,11 @@ class TradingSession:
                 continue
             await self._on_bar(bar)
         await self._record_reports(await self.ports.venue.poll_fills())
+        self._commit()
 
     async def _on_bar(self, bar: Bar) -> None:
-        self.bars = [*self.bars[-(WINDOW_BARS - 1) :], bar]
+        self.bars = [bar]  # the last bar seen (the window holds the history)
+        self.window.append(bar)
         now = self.ports.clock.now()
         self.ports.tape.write(bar, now)
         self.ports.venue.on_bar(bar)
@@ -220,9 +239,9 @@ class TradingSession:
                 price=bar.close,
             )
         )
-        window = candles_from_bars(self.bars, source=self.spec.data_source, interval_ms=self.spec.interval_ms)
+        window = self.window.candles()
         last = len(window) - 1
-        if last in set(self.strategy.candidate_bars(window).tolist()):
+        if bool(np.any(self.strategy.candidate_bars(window) == last)):
             decision = self.strategy.decide(self._context(last, bar.close))
             if decision is not None and decision.action is not DecisionAction.HOLD:
                 await self._act(decision, bar.close)
@@ -340,7 +359,8 @@ class TradingSession:
             client_order_id=client_order_id,
             venue=self.ports.venue.venue,
         )
-        self._append(placed, submitted)  # the client order id is on record before the order leaves
+        self._append(placed, submitted)
+        self._commit()  # the decision and the client order id are on record before the order leaves
         self.orders[client_order_id] = evolve(evolve(None, placed), submitted)
         await self._send(placed)
 
@@ -491,4 +511,5 @@ class TradingSession:
                 price_mark=price,
             )
         )
+        self._commit()
         return run

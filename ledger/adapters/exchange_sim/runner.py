@@ -26,7 +26,7 @@ from aiohttp import web
 from ledger.adapters.exchange_sim.auth import Credentials
 from ledger.adapters.exchange_sim.faults import FaultSpec, parse_faults
 from ledger.adapters.exchange_sim.server import build_app
-from ledger.adapters.exchange_sim.venue import Venue
+from ledger.adapters.exchange_sim.venue import WEIGHT_LIMIT_DEFAULT, Venue
 from ledger.domain.errors import ParameterError
 
 HOST_DEFAULT = "127.0.0.1"
@@ -65,6 +65,7 @@ def make_venue(  # noqa: PLR0913 - the CLI's options plus the test knobs, keywor
     fee_rate: str = "0.001",
     seed: int = 0,
     start_bar: int = 0,
+    weight_limit: int | None = None,
 ) -> Venue:
     """Return a venue after checking every input.
 
@@ -87,6 +88,7 @@ def make_venue(  # noqa: PLR0913 - the CLI's options plus the test knobs, keywor
         fee_rate=fee_rate,
         seed=seed,
         start_bar=start_bar,
+        weight_limit=WEIGHT_LIMIT_DEFAULT if weight_limit is None else weight_limit,
     )
 
 
