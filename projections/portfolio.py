@@ -34,6 +34,7 @@ from ledger.domain.events import (
     RunStarted,
     Side,
     TradingModeSwitched,
+    VenueReconciled,
 )
 from ledger.domain.numbers import LEDGER_CONTEXT, ZERO
 from projections.base import decode_state, encode_state
@@ -195,7 +196,7 @@ class PortfolioProjection:
                 self._mark(run, event.instrument, event.price, event.occurred_at)
             case DecisionMade():
                 run.decisions += 1
-            case RunCheckpointed() | MarketTapeRecorded():
+            case RunCheckpointed() | MarketTapeRecorded() | VenueReconciled():
                 pass  # audit records (the run's own figures, its market tape): nothing to fold
             case RunEnded():
                 run.ended = event

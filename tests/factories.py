@@ -50,6 +50,7 @@ from ledger.domain.events import (
     Side,
     TradingMode,
     TradingModeSwitched,
+    VenueReconciled,
 )
 from ledger.domain.identifiers import CONTROL_RUN_ID, order_stream_id, run_id_for, run_stream_id
 from ledger.domain.instruments import Instrument
@@ -598,9 +599,9 @@ def one_of_each_event(run_id: UUID | None = None) -> list[LedgerEvent]:
     """Return one event of every type, with stream versions that fit one append.
 
     The run stream holds RunStarted(1), DecisionMade(2), PriceMarked(3), TradingModeSwitched(4),
-    MarketTapeRecorded(5), RunCheckpointed(6), RunEnded(7); order 1 is placed, submitted,
-    accepted, filled twice, cancel-requested and canceled; order 2 is denied; order 3 is
-    rejected; order 4 expires; the control stream is engaged and released. Eighteen event types.
+    MarketTapeRecorded(5), VenueReconciled(6), RunCheckpointed(7), RunEnded(8); order 1 is placed,
+    submitted, accepted, filled twice, cancel-requested and canceled; order 2 is denied; order 3
+    is rejected; order 4 expires; the control stream is engaged and released. Nineteen event types.
     """
     run = _run(run_id)
     return [
@@ -639,6 +640,17 @@ def one_of_each_event(run_id: UUID | None = None) -> list[LedgerEvent]:
             digest="e" * 64,
             bars=3,
         ),
-        a_run_checkpointed(run_id=run, version=6, events=22, fills=2, equity="9999.5"),
-        a_run_ended(run_id=run, version=7, price_mark=None, equity_final="9999.5"),
+        VenueReconciled(
+            originator_id=run_stream_id(run),
+            originator_version=6,
+            occurred_at=_when(None),
+            run_id=run,
+            venue="binance",
+            balances_venue='{"BTC":"0.5","USDT":"10000"}',
+            balances_ledger='{"USDT":"10000"}',
+            differences='{"BTC":"0.5"}',
+            orders_unknown='["manual-1"]',
+        ),
+        a_run_checkpointed(run_id=run, version=7, events=23, fills=2, equity="9999.5"),
+        a_run_ended(run_id=run, version=8, price_mark=None, equity_final="9999.5"),
     ]

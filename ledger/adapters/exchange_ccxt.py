@@ -250,16 +250,28 @@ class CcxtGateway:
 
     async def balances(self) -> dict[str, Decimal]:
         """Return the venue's total balance per asset (non-zero ones); retries lost answers."""
+        found = await self._read(self._client.fetch_balance)
+        if not isinstance(found.get("info"), Mapping):
+            # ccxt parses a truncated body into an empty balance with the raw text as info.
+            msg = "the venue's balance reply could not be read, even after retries"
+            raise BadInputError(msg)
+        totals = found.get("total") or {}
+        return {asset: Decimal(str(v)) for asset, v in totals.items() if v}
+
+    async def open_client_order_ids(self) -> list[str]:
+        """Return the client order ids of the symbol's orders open at the venue."""
+        orders = await self._read(self._client.fetch_open_orders, self.symbol)
+        return sorted(str(o.get("clientOrderId") or o.get("id")) for o in orders)
+
+    async def _read(self, call: Any, *args: Any) -> Any:
+        # An idempotent read, asked again after a lost or unreadable answer (bounded).
         for attempt in range(LOOKUPS):
             try:
-                found = await self._client.fetch_balance()
-                if not isinstance(found.get("info"), Mapping):
-                    # ccxt parses a truncated body into an empty balance with the raw text as
-                    # info: that is a lost answer, not an empty account.
-                    msg = "the venue's balance reply could not be read"
+                found = await call(*args)
+                if isinstance(found, Mapping) and isinstance(found.get("info"), str):
+                    msg = "an unreadable reply"
                     raise ValueError(msg)
-                totals = found.get("total") or {}
-                return {asset: Decimal(str(v)) for asset, v in totals.items() if v}
+                return found
             except _LOST_ANSWER:
                 if attempt + 1 == LOOKUPS:
                     raise

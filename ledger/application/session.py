@@ -43,11 +43,12 @@ from ledger.domain.events import (
     RunStarted,
     Side,
     TradingMode,
+    VenueReconciled,
 )
 from ledger.domain.identifiers import order_stream_id, run_stream_id
 from ledger.domain.instruments import Instrument
 from ledger.domain.market_rules import MarketRules, OrderRefusal, PreparedOrder, prepare_order
-from ledger.domain.numbers import LEDGER_CONTEXT, ZERO, D
+from ledger.domain.numbers import LEDGER_CONTEXT, ZERO, D, plain
 from ledger.domain.order import FillReport, OrderEnded, OrderState, OrderStatus, VenueAck, evolve, fill_events
 from ledger.domain.trading_session import Denial, gate
 from ledger.ports import Clock, EventStore, IdGenerator
@@ -116,6 +117,28 @@ class TapeWriter(Protocol):
     def close(self) -> tuple[str, str, int]:
         """Finish the tape; return its name, sha256 and number of bars."""
         ...
+
+
+@dataclass(frozen=True, kw_only=True)
+class Reconciliation:
+    """What the venue holds against what the ledger expected, at a live start-up."""
+
+    venue: dict[str, Decimal]
+    ledger: dict[str, Decimal]
+    orders_unknown: list[str]  # client order ids open at the venue that the ledger does not know
+
+    def differences(self) -> dict[str, Decimal]:
+        """Return venue minus ledger for every asset where they differ."""
+        with localcontext(LEDGER_CONTEXT):
+            found = {
+                a: self.venue.get(a, ZERO) - self.ledger.get(a, ZERO)
+                for a in self.venue.keys() | self.ledger.keys()
+            }
+        return {a: d for a, d in sorted(found.items()) if d != ZERO}
+
+
+def _canonical(value: object) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -195,9 +218,28 @@ class TradingSession:
         self.run_version += 1
         return self.run_version
 
-    async def run(self, *, stop: Callable[[], bool], poll_s: float) -> RunView:
-        """Trade until ``stop()`` is true, then end the run; return its view."""
+    async def run(
+        self, *, stop: Callable[[], bool], poll_s: float, reconciled: Reconciliation | None = None
+    ) -> RunView:
+        """Trade until ``stop()`` is true, then end the run; return its view.
+
+        ``reconciled`` (live sessions) is recorded right after ``RunStarted``.
+        """
         self._start()
+        if reconciled is not None:
+            self._append(
+                VenueReconciled(
+                    originator_id=run_stream_id(self.run_id),
+                    originator_version=self._run_event_version(),
+                    occurred_at=self.ports.clock.now(),
+                    run_id=self.run_id,
+                    venue=self.ports.venue.venue,
+                    balances_venue=_canonical({k: plain(v) for k, v in reconciled.venue.items()}),
+                    balances_ledger=_canonical({k: plain(v) for k, v in reconciled.ledger.items()}),
+                    differences=_canonical({k: plain(v) for k, v in reconciled.differences().items()}),
+                    orders_unknown=_canonical(sorted(reconciled.orders_unknown)),
+                )
+            )
         self._commit()
         for bar in (await self.ports.feed.closed_bars(None))[-WINDOW_BARS:]:  # history: no decisions
             self.window.append(bar)

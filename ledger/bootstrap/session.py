@@ -35,6 +35,7 @@ from ledger.adapters.ids import RandomIds
 from ledger.adapters.store import LedgerStore, is_postgres_url
 from ledger.adapters.tape import JsonlTape
 from ledger.application.session import (
+    Reconciliation,
     SessionSpec,
     SessionVenue,
     SessionWiring,
@@ -154,6 +155,7 @@ class SessionOutcome:
 
     run: RunView
     recovered: dict[str, str]  # client order id -> what recovery found
+    reconciled: Reconciliation | None  # live: the venue against the ledger at start-up
 
 
 @contextmanager
@@ -228,8 +230,10 @@ async def _run(
         fee = Decimal(section.fee)
         venue: SessionVenue = gateway if mode is TradingMode.LIVE else PaperGateway(instrument, fee)
         cash = Decimal(section.cash)
+        venue_balances: dict[str, Decimal] = {}
         if mode is TradingMode.LIVE:
-            cash = (await gateway.balances()).get(instrument.quote_asset, Decimal(0))
+            venue_balances = await gateway.balances()
+            cash = venue_balances.get(instrument.quote_asset, Decimal(0))
         ids = RandomIds()
         run_id = ids.run_id(config.model_dump_json())
         spec = SessionSpec(
@@ -255,13 +259,39 @@ async def _run(
         )
         session = TradingSession(spec=spec, strategy=strategy, wiring=wiring, run_id=run_id)  # type: ignore[arg-type]
         recovered = await recover_orders(store, session, mode, venue)
+        reconciled = None
+        if mode is TradingMode.LIVE:
+            reconciled = Reconciliation(
+                venue=venue_balances,
+                ledger=_ledger_balances(store, gateway.venue),
+                orders_unknown=[
+                    cid
+                    for cid in await gateway.open_client_order_ids()
+                    if not store.read_stream(order_stream_id(cid), limit=1)
+                ],
+            )
         stop = _StopFlag(section.duration_seconds)
         with stop.on_signals():
-            run = await session.run(stop=stop, poll_s=section.poll_seconds)
-        return SessionOutcome(run=run, recovered=recovered)
+            run = await session.run(stop=stop, poll_s=section.poll_seconds, reconciled=reconciled)
+        return SessionOutcome(run=run, recovered=recovered, reconciled=reconciled)
     finally:
         await gateway.close()
         store.close()
+
+
+def _ledger_balances(store: LedgerStore, venue: str) -> dict[str, Decimal]:
+    """Return what the ledger expects the venue account to hold: the last live run's balances."""
+    runner = ProjectionRunner(store, store, PortfolioProjection())
+    runner.load()
+    runner.catch_up(save=False)
+    portfolio = runner.projection
+    assert isinstance(portfolio, PortfolioProjection)  # noqa: S101 - constructed above
+    live = [
+        r for r in portfolio.runs.values() if r.started.mode is TradingMode.LIVE and r.started.venue == venue
+    ]
+    if not live:
+        return {}
+    return {asset: b.total for asset, b in live[-1].balances.items() if b.total != 0}
 
 
 def _config_hash(config: SessionConfig) -> str:

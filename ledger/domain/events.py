@@ -162,6 +162,19 @@ class RunCheckpointed(_Event):
 
 
 @dataclass(frozen=True, kw_only=True)
+class VenueReconciled(_Event):
+    """The engine compared the venue's balances and open orders with the ledger at start-up."""
+
+    class_version: ClassVar[int] = 1
+
+    venue: str
+    balances_venue: str  # canonical JSON {asset: total at the venue}
+    balances_ledger: str  # canonical JSON {asset: total the ledger expected}
+    differences: str  # canonical JSON {asset: venue - ledger}, only the assets that differ
+    orders_unknown: str  # canonical JSON [client order ids open at the venue, unknown here]
+
+
+@dataclass(frozen=True, kw_only=True)
 class MarketTapeRecorded(_Event):
     """A paper or live session recorded the market data it saw (its tape) in a file."""
 
@@ -373,6 +386,7 @@ LedgerEvent = (
     | RunEnded
     | RunCheckpointed
     | MarketTapeRecorded
+    | VenueReconciled
     | PriceMarked
     | DecisionMade
     | OrderPlaced
@@ -394,6 +408,7 @@ EVENT_TYPES: tuple[type[LedgerEvent], ...] = (
     RunEnded,
     RunCheckpointed,
     MarketTapeRecorded,
+    VenueReconciled,
     PriceMarked,
     DecisionMade,
     OrderPlaced,

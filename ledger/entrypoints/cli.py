@@ -434,15 +434,24 @@ def _session(config: Path, mode: TradingMode, *, as_json: bool) -> None:
     store = _store()
     summary = views.backtest_summary(outcome.run, store.chain_head(outcome.run.run_id).hash)
     summary["recovered"] = outcome.recovered
+    reconciled = outcome.reconciled
+    summary["reconciliation"] = None if reconciled is None else views.reconciliation_view(reconciled)
     if as_json:
         _print_json(summary)
         return
     stats = summary.pop("metrics")
     recovered = summary.pop("recovered")
+    reconciliation = summary.pop("reconciliation")
     _table(f"{mode.value} run", [summary])
     _table("metrics", [{k: v for k, v in stats.items() if not isinstance(v, dict)}])
     if recovered:
         _table("recovered at start-up", [{"client_order_id": k, "found": v} for k, v in recovered.items()])
+    if reconciliation is not None:
+        _table("venue against ledger at start-up", reconciliation["rows"])
+        if reconciliation["orders_unknown"]:
+            out.print(
+                f"open at the venue, unknown to the ledger: {', '.join(reconciliation['orders_unknown'])}"
+            )
 
 
 @app.command()

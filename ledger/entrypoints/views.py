@@ -6,6 +6,7 @@ from dataclasses import asdict
 from decimal import Decimal
 from typing import Any
 
+from ledger.application.session import Reconciliation
 from ledger.bootstrap.replay import ReplayReport
 from ledger.domain.errors import RunNotFoundError
 from ledger.domain.numbers import plain
@@ -124,4 +125,23 @@ def replay_view(report: ReplayReport) -> dict[str, Any]:
         },
         "checks": [{"name": c.name, "status": c.status, "detail": c.detail} for c in report.checks],
         "divergence": None if divergence is None else asdict(divergence),
+    }
+
+
+def reconciliation_view(reconciled: Reconciliation) -> dict[str, Any]:
+    """Return a live start-up's venue-against-ledger comparison as rows and lists."""
+    differences = reconciled.differences()
+    assets = sorted(reconciled.venue.keys() | reconciled.ledger.keys())
+    return {
+        "rows": [
+            {
+                "asset": asset,
+                "venue": plain(reconciled.venue.get(asset, Decimal(0))),
+                "ledger": plain(reconciled.ledger.get(asset, Decimal(0))),
+                "difference": plain(differences.get(asset, Decimal(0))),
+            }
+            for asset in assets
+        ],
+        "differences": {asset: plain(d) for asset, d in differences.items()},
+        "orders_unknown": list(reconciled.orders_unknown),
     }

@@ -368,3 +368,65 @@ def test_under_each_fault_no_event_is_lost_and_no_order_is_doubled(
         assert audit.verify(store).ok
     finally:
         store.close()
+
+
+def _direct_client(sim: Sim) -> Any:
+    import ccxt  # noqa: PLC0415 - the synchronous client, only here
+
+    client = ccxt.binance(
+        {
+            "apiKey": KEY,
+            "secret": SECRET,
+            "options": {
+                "defaultType": "spot",
+                "fetchMarkets": {"types": ["spot"]},
+                "fetchCurrencies": False,
+                "fetchMargins": False,
+            },
+        }
+    )
+    client.urls["api"] = {**client.urls["api"], "public": sim.api, "private": sim.api}
+    client.load_markets()
+    return client
+
+
+def test_a_live_start_up_records_what_changed_at_the_venue_behind_the_ledgers_back(
+    cli, tmp_path: Path, sim: Sim
+) -> None:
+    ledger = tmp_path / "r.db"
+    code, _, err = cli(
+        "--ledger", ledger, "live", "--config", _config(tmp_path / "a.toml", sim, seconds=2), env=ENV
+    )
+    assert code == 0, err
+    positions = json.loads(cli("--ledger", ledger, "positions", "--json").stdout)
+    expected = {b["asset"]: D(b["total"]) for b in positions["balances"] if D(b["total"]) != 0}
+    # Behind the ledger's back: a deposit, and an order placed by hand (a far-away resting limit).
+    usdt = D(sim.balances()["USDT"]["free"])
+    _http(f"{sim.base}/sim/balances?USDT={usdt + D('250')}", method="POST")
+    manual = _direct_client(sim).create_order(
+        "BTC/USDT", "limit", "buy", 0.001, 50000, {"newClientOrderId": "manual-order-1"}
+    )
+
+    code, out, err = cli(
+        "--ledger",
+        ledger,
+        "live",
+        "--config",
+        _config(tmp_path / "b.toml", sim, seconds=0.3),
+        "--json",
+        env=ENV,
+    )
+
+    assert code == 0, err
+    reconciliation = json.loads(out)["reconciliation"]
+    [event] = [e for e in _events(ledger) if type(e).__name__ == "VenueReconciled"][-1:]
+    assert json.loads(event.orders_unknown) == ["manual-order-1"] == reconciliation["orders_unknown"]
+    locked = D("0.001") * D("50000")  # the manual order holds 50 USDT at the venue
+    differences = {k: D(v) for k, v in json.loads(event.differences).items()}
+    assert (
+        json.loads(event.balances_ledger) == {k: str(v) for k, v in expected.items()}
+        or {k: D(v) for k, v in json.loads(event.balances_ledger).items()} == expected
+    )
+    assert differences["USDT"] == D("250")  # total is free + locked: the deposit is the difference
+    assert manual["status"] == "open"
+    assert locked == D("50")
