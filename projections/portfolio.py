@@ -33,6 +33,7 @@ from ledger.domain.events import (
     RunEnded,
     RunStarted,
     Side,
+    SlippageEstimated,
     TradingModeSwitched,
     VenueReconciled,
 )
@@ -196,7 +197,7 @@ class PortfolioProjection:
                 self._mark(run, event.instrument, event.price, event.occurred_at)
             case DecisionMade():
                 run.decisions += 1
-            case RunCheckpointed() | MarketTapeRecorded() | VenueReconciled():
+            case RunCheckpointed() | MarketTapeRecorded() | VenueReconciled() | SlippageEstimated():
                 pass  # audit records (the run's own figures, its market tape): nothing to fold
             case RunEnded():
                 run.ended = event

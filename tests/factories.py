@@ -48,6 +48,7 @@ from ledger.domain.events import (
     RunEnded,
     RunStarted,
     Side,
+    SlippageEstimated,
     TradingMode,
     TradingModeSwitched,
     VenueReconciled,
@@ -599,9 +600,10 @@ def one_of_each_event(run_id: UUID | None = None) -> list[LedgerEvent]:
     """Return one event of every type, with stream versions that fit one append.
 
     The run stream holds RunStarted(1), DecisionMade(2), PriceMarked(3), TradingModeSwitched(4),
-    MarketTapeRecorded(5), VenueReconciled(6), RunCheckpointed(7), RunEnded(8); order 1 is placed,
+    MarketTapeRecorded(5), VenueReconciled(6), SlippageEstimated(7), RunCheckpointed(8),
+    RunEnded(9); order 1 is placed,
     submitted, accepted, filled twice, cancel-requested and canceled; order 2 is denied; order 3
-    is rejected; order 4 expires; the control stream is engaged and released. Nineteen event types.
+    is rejected; order 4 expires; the control stream is engaged and released. Twenty event types.
     """
     run = _run(run_id)
     return [
@@ -651,6 +653,22 @@ def one_of_each_event(run_id: UUID | None = None) -> list[LedgerEvent]:
             differences='{"BTC":"0.5"}',
             orders_unknown='["manual-1"]',
         ),
-        a_run_checkpointed(run_id=run, version=7, events=23, fills=2, equity="9999.5"),
-        a_run_ended(run_id=run, version=8, price_mark=None, equity_final="9999.5"),
+        SlippageEstimated(
+            originator_id=run_stream_id(run),
+            originator_version=7,
+            occurred_at=_when(None),
+            run_id=run,
+            client_order_id="tl-estimated-0000001",
+            instrument=INSTRUMENT,
+            side=Side.BUY,
+            price_best=D("100"),
+            price_avg=D("100.05"),
+            slippage_bps=D("5"),
+            slippage_bps_adjusted=D("5.01"),
+            impact="low",
+            insufficient_depth=False,
+            levels_used=2,
+        ),
+        a_run_checkpointed(run_id=run, version=8, events=24, fills=2, equity="9999.5"),
+        a_run_ended(run_id=run, version=9, price_mark=None, equity_final="9999.5"),
     ]

@@ -29,7 +29,12 @@ from ccxt.base import errors as ccxt_errors
 
 from ledger.adapters.ccxt_markets import rules_from_ccxt_market
 from ledger.application.candles import Bar
-from ledger.application.session import VenueOrderAbsentError, VenueOrderUnknownError, VenueRejectedError
+from ledger.application.session import (
+    OrderBook,
+    VenueOrderAbsentError,
+    VenueOrderUnknownError,
+    VenueRejectedError,
+)
 from ledger.domain.errors import BadInputError, ParameterError
 from ledger.domain.events import OrderPlaced, OrderType, Side
 from ledger.domain.market_rules import MarketRules
@@ -257,6 +262,21 @@ class CcxtGateway:
             raise BadInputError(msg)
         totals = found.get("total") or {}
         return {asset: Decimal(str(v)) for asset, v in totals.items() if v}
+
+    async def order_book(self, depth: int) -> OrderBook | None:
+        """Return the top ``depth`` levels per side, or None when the venue does not answer."""
+        try:
+            book = await self._client.fetch_order_book(self.symbol, depth)
+            return OrderBook(
+                bids=[
+                    (_reported(p, positive=True), _reported(q, positive=False)) for p, q, *_ in book["bids"]
+                ],
+                asks=[
+                    (_reported(p, positive=True), _reported(q, positive=False)) for p, q, *_ in book["asks"]
+                ],
+            )
+        except _LOST_ANSWER:
+            return None
 
     async def open_client_order_ids(self) -> list[str]:
         """Return the client order ids of the symbol's orders open at the venue."""

@@ -42,6 +42,7 @@ from ledger.domain.events import (
     RunEnded,
     RunStarted,
     Side,
+    SlippageEstimated,
     TradingMode,
     VenueReconciled,
 )
@@ -50,6 +51,8 @@ from ledger.domain.instruments import Instrument
 from ledger.domain.market_rules import MarketRules, OrderRefusal, PreparedOrder, prepare_order
 from ledger.domain.numbers import LEDGER_CONTEXT, ZERO, D, plain
 from ledger.domain.order import FillReport, OrderEnded, OrderState, OrderStatus, VenueAck, evolve, fill_events
+from ledger.domain.slippage import DEPTH_LEVELS_DEFAULT as DEPTH_LEVELS
+from ledger.domain.slippage import VOLATILITY_CLOSES, estimate_fill, volatility_adjusted
 from ledger.domain.trading_session import Denial, gate
 from ledger.ports import Clock, EventStore, IdGenerator
 from projections.checkpoints import figures
@@ -58,6 +61,7 @@ from projections.portfolio import PortfolioProjection, RunView
 # Why 500: the most bars one ccxt fetch_ohlcv returns from Binance by default, and enough
 # history for any window the built-in strategies take.
 WINDOW_BARS = 500
+VOLATILITY_MIN_CLOSES = 3  # two log returns: the least a standard deviation needs
 
 
 class VenueRejectedError(LedgerError):
@@ -99,11 +103,23 @@ class SessionVenue(Protocol):
         ...
 
 
+@dataclass(frozen=True, kw_only=True)
+class OrderBook:
+    """The venue's visible book, best level first on each side."""
+
+    bids: list[tuple[Decimal, Decimal]]
+    asks: list[tuple[Decimal, Decimal]]
+
+
 class MarketFeed(Protocol):
-    """Closed bars of the session's instrument from the venue's market data."""
+    """Closed bars and the order book of the session's instrument from the venue."""
 
     async def closed_bars(self, since_ms: int | None) -> list[Bar]:
         """Return closed bars opening at or after ``since_ms`` (None: the latest window)."""
+        ...
+
+    async def order_book(self, depth: int) -> OrderBook | None:
+        """Return the top ``depth`` levels per side (None: the venue did not answer)."""
         ...
 
 
@@ -349,7 +365,9 @@ class TradingSession:
             price_reference=price,
         )
         refusal = prepared if isinstance(prepared, OrderRefusal) else None
+        estimated = None
         if isinstance(prepared, PreparedOrder):
+            estimated = await self._estimate(client_order_id, side, prepared.qty, now)
             qty = prepared.qty
         else:  # a refused order records what was asked (an event quantity must be positive)
             qty = wanted if wanted > ZERO else self.spec.rules.qty_step
@@ -369,6 +387,8 @@ class TradingSession:
             price_expected=price,
         )
         self._append(made)
+        if estimated is not None:
+            self._append(estimated)
         run = self.portfolio.runs[self.run_id]
         denial = gate(
             placed,
@@ -379,6 +399,19 @@ class TradingSession:
         )
         if refusal is not None:  # the exchange rules come first: the order never reaches the venue
             denial = Denial(reason=refusal.reason.value, detail=refusal.detail)
+        elif (
+            denial is None
+            and estimated is not None
+            and estimated.insufficient_depth
+            and order_type is OrderType.MARKET
+        ):
+            denial = Denial(
+                reason="insufficient_depth",
+                detail=(
+                    f"the top {DEPTH_LEVELS} levels of the book cannot fill "
+                    f"{qty} {self.spec.instrument.base_asset}"
+                ),
+            )
         if denial is not None:
             self._append(
                 placed,
@@ -405,6 +438,39 @@ class TradingSession:
         self._commit()  # the decision and the client order id are on record before the order leaves
         self.orders[client_order_id] = evolve(evolve(None, placed), submitted)
         await self._send(placed)
+
+    async def _estimate(
+        self, client_order_id: str, side: Side, qty: Decimal, now: datetime
+    ) -> SlippageEstimated | None:
+        # Pre-trade estimate (C5): walk the visible book; scale by the last 60 closes' volatility.
+        book = await self.ports.feed.order_book(DEPTH_LEVELS)
+        levels = (book.asks if side is Side.BUY else book.bids) if book is not None else []
+        if not levels:
+            return None  # no book to walk: the order goes out unestimated, as the event log shows
+        estimate = estimate_fill(levels, side=side, qty=qty, depth_levels=DEPTH_LEVELS)
+        window = self.window.candles()
+        closes = [window.price(c) for c in window.close[-VOLATILITY_CLOSES:]]
+        adjusted = (
+            volatility_adjusted(estimate, closes).slippage_bps_adjusted
+            if len(closes) >= VOLATILITY_MIN_CLOSES
+            else estimate.slippage_bps
+        )
+        return SlippageEstimated(
+            originator_id=run_stream_id(self.run_id),
+            originator_version=self._run_event_version(),
+            occurred_at=now,
+            run_id=self.run_id,
+            client_order_id=client_order_id,
+            instrument=self.spec.instrument.symbol,
+            side=side,
+            price_best=estimate.price_best,
+            price_avg=estimate.price_avg,
+            slippage_bps=estimate.slippage_bps,
+            slippage_bps_adjusted=adjusted,
+            impact=estimate.impact.value,
+            insufficient_depth=estimate.insufficient_depth,
+            levels_used=estimate.levels_used,
+        )
 
     async def _send(self, placed: OrderPlaced) -> None:
         try:

@@ -162,6 +162,24 @@ class RunCheckpointed(_Event):
 
 
 @dataclass(frozen=True, kw_only=True)
+class SlippageEstimated(_Event):
+    """The engine walked the venue's order book for an order before placing it."""
+
+    class_version: ClassVar[int] = 1
+
+    client_order_id: str
+    instrument: str
+    side: Side
+    price_best: Decimal
+    price_avg: Decimal  # the average price the visible book would fill the order at
+    slippage_bps: Decimal  # price_avg against price_best; positive is worse
+    slippage_bps_adjusted: Decimal  # x (1 + volatility of the last 60 closes)
+    impact: str  # negligible, low, moderate or high (order size against the depth used)
+    insufficient_depth: bool
+    levels_used: int
+
+
+@dataclass(frozen=True, kw_only=True)
 class VenueReconciled(_Event):
     """The engine compared the venue's balances and open orders with the ledger at start-up."""
 
@@ -387,6 +405,7 @@ LedgerEvent = (
     | RunCheckpointed
     | MarketTapeRecorded
     | VenueReconciled
+    | SlippageEstimated
     | PriceMarked
     | DecisionMade
     | OrderPlaced
@@ -409,6 +428,7 @@ EVENT_TYPES: tuple[type[LedgerEvent], ...] = (
     RunCheckpointed,
     MarketTapeRecorded,
     VenueReconciled,
+    SlippageEstimated,
     PriceMarked,
     DecisionMade,
     OrderPlaced,

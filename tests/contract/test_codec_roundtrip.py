@@ -50,6 +50,8 @@ def _strategy(name: str, hint: Any) -> st.SearchStrategy[Any]:
         return moments
     if hint is UUID:
         return st.uuids()
+    if hint is bool:  # before int: bool is an int subclass, and must come back a bool
+        return st.booleans()
     if hint is int:
         return st.integers(min_value=1, max_value=2**62)
     if hint is str:

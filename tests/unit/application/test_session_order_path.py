@@ -22,6 +22,7 @@ from ledger.adapters.ids import SeededIds
 from ledger.adapters.store import LedgerStore, open_store
 from ledger.application.candles import Bar, Candles
 from ledger.application.session import (
+    OrderBook,
     SessionSpec,
     SessionWiring,
     TradingSession,
@@ -42,6 +43,7 @@ from ledger.domain.events import (
     OrderRejected,
     OrderSubmitted,
     Side,
+    SlippageEstimated,
     TradingMode,
 )
 from ledger.domain.instruments import BUILTIN_INSTRUMENTS
@@ -90,10 +92,14 @@ class Clock:
 
 
 class Feed:
-    """History of 30 bars, then one new bar per step."""
+    """History of 30 bars, then one new bar per step; a scripted order book (or none)."""
 
-    def __init__(self) -> None:
+    def __init__(self, book: OrderBook | None = None) -> None:
         self.shown = 30
+        self.book = book
+
+    async def order_book(self, depth: int) -> OrderBook | None:  # noqa: ARG002 - the port's signature
+        return self.book
 
     async def closed_bars(self, since_ms: int | None) -> list[Bar]:
         if since_ms is None:
@@ -173,7 +179,12 @@ def store(tmp_path: Path) -> Iterator[LedgerStore]:
 
 
 def _session(
-    store: LedgerStore, venue: Venue, decisions: list[Decision], *, halted: bool = False
+    store: LedgerStore,
+    venue: Venue,
+    decisions: list[Decision],
+    *,
+    halted: bool = False,
+    book: OrderBook | None = None,
 ) -> TradingSession:
     spec = SessionSpec(
         mode=TradingMode.LIVE,
@@ -189,7 +200,7 @@ def _session(
         halted=halted,
     )
     wiring = SessionWiring(
-        store=store, venue=venue, feed=Feed(), ids=SeededIds(0), clock=Clock(), tape=Tape()
+        store=store, venue=venue, feed=Feed(book), ids=SeededIds(0), clock=Clock(), tape=Tape()
     )
     return TradingSession(spec=spec, strategy=Script(decisions), wiring=wiring, run_id=RUN)
 
@@ -331,3 +342,40 @@ async def test_a_conflicting_repeat_halts_with_an_invariant_violation(store) -> 
 
     assert store.max_seq() == before
     assert Decimal(0) < placed.qty
+
+
+# A thin book around the bars' prices (about 105,000): a 1,000 USDT buy takes two levels.
+ASKS = [(D("105100.00"), D("0.004")), (D("105100.50"), D("0.01")), (D("105101.00"), D("0.3"))]
+BIDS = [(D("105099.99"), D("0.5")), (D("105099.00"), D("1.0"))]
+
+
+@pytest.mark.anyio
+async def test_every_order_is_estimated_on_the_book_before_it_is_placed(store) -> None:
+    venue = Venue(store, outcomes=["v-1"])
+
+    events = await _steps(_session(store, venue, [_buy("1000")], book=OrderBook(bids=BIDS, asks=ASKS)), 1)
+
+    [estimate] = _only(events, SlippageEstimated)
+    [placed] = _only(events, OrderPlaced)
+    assert estimate.client_order_id == placed.client_order_id
+    assert estimate.price_best == D("105100.00")
+    # placed.qty BTC takes 0.004 at the best ask and the rest at 105,100.50
+    rest = placed.qty - D("0.004")
+    assert D("0") < rest < D("0.01")
+    expected = (D("0.004") * D("105100.00") + rest * D("105100.50")) / placed.qty
+    assert abs(estimate.price_avg - expected) < D("1e-10")
+    assert estimate.slippage_bps > 0
+    assert estimate.levels_used == 2
+    assert not estimate.insufficient_depth
+    assert events.index(estimate) < events.index(placed)
+
+
+@pytest.mark.anyio
+async def test_a_market_order_the_book_cannot_fill_is_denied_insufficient_depth(store) -> None:
+    venue = Venue(store, outcomes=[])
+    thin = OrderBook(bids=BIDS, asks=[(D("105100.00"), D("0.001"))])
+
+    events = await _steps(_session(store, venue, [_buy("1000")], book=thin), 1)
+
+    assert [d.reason for d in _only(events, OrderDenied)] == ["insufficient_depth"]
+    assert venue.sent == []
