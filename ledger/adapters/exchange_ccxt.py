@@ -18,6 +18,7 @@ before anything leaves the process:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -219,9 +220,15 @@ class CcxtGateway:
         return report
 
     async def cancel(self, client_order_id: str) -> None:
-        """Ask the venue to cancel an order (its end arrives through ``poll_fills``)."""
+        """Ask the venue to cancel an order (its end arrives through ``poll_fills``).
+
+        An order the venue already finished, or an answer that got lost, changes nothing here:
+        the poll reports the end, and the session asks again if none comes.
+        """
         venue_order_id = self._working.get(client_order_id)
-        if venue_order_id is not None:
+        if venue_order_id is None:
+            return
+        with contextlib.suppress(ccxt_errors.OrderNotFound, *_LOST_ANSWER):
             await self._client.cancel_order(venue_order_id, self.symbol)
 
     def on_bar(self, bar: Bar) -> None:

@@ -1,9 +1,11 @@
 """The paper venue: orders fill against the live market's bars with the backtest's fill model.
 
-The session feeds it every closed bar it receives from the real venue (``on_bar``). An order
-placed at a bar's close fills whole at the open of the next bar, the fee in the quote asset:
-exactly ``fill_at_open``, the function the backtest venue uses, so a paper run and a backtest
-over the same bars produce the same fills.
+The session feeds it every closed bar it receives from the real venue (``on_bar``). A market
+order placed at a bar's close fills whole at the open of the next bar, the fee in the quote
+asset: exactly ``fill_at_open``, the function the backtest venue uses, so a paper run and a
+backtest over the same bars produce the same fills. A limit order fills whole at its limit on
+the first later bar that trades through it (a buy when the bar's low is at or below the limit,
+a sell when the high is at or above), with no queue: an optimistic model, stated as such.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from decimal import Decimal
 from ledger.adapters.exchange_backtest import fill_at_open
 from ledger.application.candles import EPOCH, Bar
 from ledger.application.session import VenueOrderUnknownError
-from ledger.domain.events import OrderPlaced, OrderType
+from ledger.domain.events import OrderPlaced, OrderType, Side
 from ledger.domain.instruments import Instrument
 from ledger.domain.order import FillReport, OrderEnded, VenueAck
 
@@ -37,12 +39,29 @@ class PaperGateway:
         self._fee_rate = fee_rate
         self._bar: tuple[int, Decimal, datetime] | None = None  # open ms, open price, open time
         self._working: dict[str, _Working] = {}
+        self._ended: list[OrderEnded] = []
+        self._range: tuple[Decimal, Decimal] | None = None  # the current bar's low and high
         self._acks: dict[str, VenueAck] = {}
         self._trades = 0
 
     def on_bar(self, bar: Bar) -> None:
         """Make a newly closed bar the current one (its open fills earlier orders)."""
         self._bar = (bar.open_ms, bar.open, EPOCH + timedelta(milliseconds=bar.open_ms))
+        self._range = (bar.low, bar.high)
+
+    async def cancel(self, client_order_id: str) -> None:
+        """Cancel a working order; its end is reported by the next poll."""
+        working = self._working.pop(client_order_id, None)
+        if working is not None and self._bar is not None:
+            self._ended.append(
+                OrderEnded(client_order_id=client_order_id, reason="canceled", occurred_at=self._bar[2])
+            )
+
+    def _traded_through(self, order: OrderPlaced) -> bool:
+        if self._range is None or order.price_limit is None:
+            return False
+        low, high = self._range
+        return low <= order.price_limit if order.side is Side.BUY else high >= order.price_limit
 
     async def recover(self, client_order_id: str) -> VenueAck:
         """Return the ack of an order this paper venue accepted.
@@ -61,9 +80,6 @@ class PaperGateway:
         ack = self._acks.get(order.client_order_id)
         if ack is not None:
             return ack
-        if order.order_type is not OrderType.MARKET:
-            msg = "the paper venue fills market orders only (limit orders come with the fill models)"
-            raise NotImplementedError(msg)
         if self._bar is None:
             msg = "the paper venue has no bar yet; the session passes one before deciding"
             raise RuntimeError(msg)
@@ -77,12 +93,21 @@ class PaperGateway:
         if self._bar is None:
             return []
         open_ms, price, at = self._bar
-        reports: list[FillReport | OrderEnded] = []
+        reports: list[FillReport | OrderEnded] = [*self._ended]
+        self._ended = []
         for working in [w for w in self._working.values() if w.bar_open_ms < open_ms]:
-            del self._working[working.order.client_order_id]
+            order = working.order
+            if order.order_type is OrderType.LIMIT:
+                if not self._traded_through(order):
+                    continue
+                price_fill = order.price_limit
+            else:
+                price_fill = price
+            assert price_fill is not None  # noqa: S101 - a limit order carries its limit
+            del self._working[order.client_order_id]
             report = fill_at_open(
-                working.order,
-                price=price,
+                order,
+                price=price_fill,
                 at=at,
                 instrument=self._instrument,
                 fee_rate=self._fee_rate,

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal, localcontext
 from typing import Protocol
@@ -31,6 +31,8 @@ from ledger.domain.events import (
     LedgerEvent,
     MarketTapeRecorded,
     OrderAccepted,
+    OrderCanceled,
+    OrderCancelRequested,
     OrderDenied,
     OrderExpired,
     OrderPlaced,
@@ -50,7 +52,17 @@ from ledger.domain.identifiers import order_stream_id, run_stream_id
 from ledger.domain.instruments import Instrument
 from ledger.domain.market_rules import MarketRules, OrderRefusal, PreparedOrder, prepare_order
 from ledger.domain.numbers import LEDGER_CONTEXT, ZERO, D, plain
-from ledger.domain.order import FillReport, OrderEnded, OrderState, OrderStatus, VenueAck, evolve, fill_events
+from ledger.domain.order import (
+    TERMINAL,
+    FillReport,
+    OrderEnded,
+    OrderState,
+    OrderStatus,
+    VenueAck,
+    evolve,
+    fill_events,
+)
+from ledger.domain.partial_fills import PartialFillPolicy, PolicyStep, remaining, verdict
 from ledger.domain.slippage import DEPTH_LEVELS_DEFAULT as DEPTH_LEVELS
 from ledger.domain.slippage import VOLATILITY_CLOSES, estimate_fill, volatility_adjusted
 from ledger.domain.trading_session import Denial, gate
@@ -102,6 +114,10 @@ class SessionVenue(Protocol):
         """Return fills and ends reported since the last call."""
         ...
 
+    async def cancel(self, client_order_id: str) -> None:
+        """Ask the venue to cancel what is left of an order (its end comes through poll_fills)."""
+        ...
+
 
 @dataclass(frozen=True, kw_only=True)
 class OrderBook:
@@ -133,6 +149,14 @@ class TapeWriter(Protocol):
     def close(self) -> tuple[str, str, int]:
         """Finish the tape; return its name, sha256 and number of bars."""
         ...
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Limit:
+    price_limit: Decimal
+    qty: Decimal
+    since: datetime  # when it was sent
+    checked: datetime  # when the policy last looked at it
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -172,6 +196,7 @@ class SessionSpec:
     interval_ms: int
     data_source: str  # e.g. "binance:BTC/USDT:1m"
     halted: bool = False
+    partial_fills: PartialFillPolicy = field(default_factory=PartialFillPolicy)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -204,6 +229,8 @@ class TradingSession:
         self.run_version = 0
         self.decided = 0
         self.staged: list[LedgerEvent] = []
+        self.limits: dict[str, _Limit] = {}  # working limit orders under the partial-fill policy
+        self.finishing: set[str] = set()  # canceled by the policy; the rest goes at market
         self.window = RollingCandles(
             capacity=WINDOW_BARS, interval_ms=spec.interval_ms, source=spec.data_source
         )
@@ -278,6 +305,7 @@ class TradingSession:
                 continue
             await self._on_bar(bar)
         await self._record_reports(await self.ports.venue.poll_fills())
+        await self._police_limits()
         self._commit()
 
     async def _on_bar(self, bar: Bar) -> None:
@@ -330,7 +358,7 @@ class TradingSession:
             spend = decision.qty_quote if decision.qty_quote is not None else ZERO
             return spend / price
 
-    async def _act(self, decision: Decision, price: Decimal) -> None:
+    async def _act(self, decision: Decision, price: Decimal, source: str | None = None) -> None:
         now = self.ports.clock.now()
         self.decided += 1
         client_order_id = self.ports.ids.client_order_id(self.run_id, self.decided)
@@ -342,7 +370,7 @@ class TradingSession:
             occurred_at=now,
             run_id=self.run_id,
             decision_id=decision_id,
-            source=self.strategy.name,
+            source=source or self.strategy.name,
             instrument=decision.instrument,
             action=decision.action,
             qty=decision.qty,
@@ -436,6 +464,10 @@ class TradingSession:
         )
         self._append(placed, submitted)
         self._commit()  # the decision and the client order id are on record before the order leaves
+        if placed.price_limit is not None and placed.qty is not None:
+            self.limits[client_order_id] = _Limit(
+                price_limit=placed.price_limit, qty=placed.qty, since=now, checked=now
+            )
         self.orders[client_order_id] = evolve(evolve(None, placed), submitted)
         await self._send(placed)
 
@@ -471,6 +503,65 @@ class TradingSession:
             insufficient_depth=estimate.insufficient_depth,
             levels_used=estimate.levels_used,
         )
+
+    async def _police_limits(self) -> None:
+        # The partial-fill policy (C4) on every working limit order, every few seconds.
+        now = self.ports.clock.now()
+        policy = self.spec.partial_fills
+        for client_order_id, limit in list(self.limits.items()):
+            state = self.orders[client_order_id]
+            if state.status in TERMINAL:
+                del self.limits[client_order_id]
+                continue
+            if (now - limit.checked).total_seconds() < policy.check_every_s or not self.bars:
+                continue
+            self.limits[client_order_id] = replace(limit, checked=now)
+            if state.status is OrderStatus.CANCEL_REQUESTED:
+                await self.ports.venue.cancel(client_order_id)  # not ended yet: ask again
+                continue
+            found = verdict(
+                policy,
+                qty=limit.qty,
+                qty_filled=state.qty_filled,
+                price_limit=limit.price_limit,
+                price_market=self.bars[-1].close,
+                age_s=(now - limit.since).total_seconds(),
+            )
+            if found.step is PolicyStep.WAIT:
+                continue
+            event = OrderCancelRequested(
+                originator_id=order_stream_id(client_order_id),
+                originator_version=state.version + 1,
+                occurred_at=now,
+                run_id=state.run_id,
+                client_order_id=client_order_id,
+                reason=found.reason,
+            )
+            self._append(event)
+            self._commit()  # on record before the venue is asked
+            self.orders[client_order_id] = evolve(state, event)
+            if found.step is PolicyStep.FINISH_AT_MARKET:
+                self.finishing.add(client_order_id)
+            await self.ports.venue.cancel(client_order_id)
+
+    async def _finish(self, client_order_id: str) -> None:
+        # After the policy's cancel is confirmed: the unfilled rest goes out as a market order.
+        if client_order_id not in self.finishing:
+            return
+        self.finishing.discard(client_order_id)
+        limit = self.limits.pop(client_order_id)
+        state = self.orders[client_order_id]
+        rest = remaining(limit.qty, state.qty_filled)
+        if rest <= ZERO or not self.bars:
+            return
+        decision = Decision(
+            instrument=state.instrument,
+            action=DecisionAction.BUY if state.side is Side.BUY else DecisionAction.SELL,
+            qty=rest,
+            rationale=f"order {client_order_id} was canceled {state.qty_filled} of {limit.qty} filled; "
+            "the partial-fill policy sends the rest at market",
+        )
+        await self._act(decision, self.bars[-1].close, source="partial_fill_policy")
 
     async def _send(self, placed: OrderPlaced) -> None:
         try:
@@ -534,7 +625,8 @@ class TradingSession:
                 await self._look_up(report.client_order_id)  # its ack was lost; fills prove it exists
                 state = self.orders[report.client_order_id]
             if isinstance(report, OrderEnded):
-                event: LedgerEvent = OrderExpired(
+                ended = OrderCanceled if state.status is OrderStatus.CANCEL_REQUESTED else OrderExpired
+                event: LedgerEvent = ended(
                     originator_id=order_stream_id(state.client_order_id),
                     originator_version=state.version + 1,
                     occurred_at=report.occurred_at,
@@ -544,6 +636,7 @@ class TradingSession:
                 )
                 self._append(event)
                 self.orders[report.client_order_id] = evolve(state, event)
+                await self._finish(report.client_order_id)
                 continue
             events = fill_events(state, report)
             if events:

@@ -127,6 +127,9 @@ def run_backtest_request(
     """
     instrument = instrument_for(request.symbol)
     strategy = build_strategy(request.strategy, request.params)
+    if "limit_offset_bps" in strategy.params():
+        msg = "--param limit_offset_bps: backtests fill market orders only for now; use it in paper or live"
+        raise ParameterError(msg)
     cash = _decimal_option("cash", request.cash, low=Decimal(0), high=None, inclusive_low=False)
     fee = _decimal_option("fee", request.fee, low=Decimal(0), high=FEE_RATE_MAX, inclusive_low=True)
     if request.fill_model not in FILL_MODELS:

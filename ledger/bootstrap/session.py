@@ -49,6 +49,7 @@ from ledger.domain.events import LedgerEvent, OrderAccepted, OrderRejected, RunE
 from ledger.domain.identifiers import CONTROL_RUN_ID, order_stream_id, run_stream_id
 from ledger.domain.instruments import Instrument
 from ledger.domain.order import OrderState, OrderStatus, evolve
+from ledger.domain.partial_fills import PartialFillPolicy
 from ledger.domain.trading_session import kill_switch_engaged
 from ledger.strategies import build_strategy
 from projections.portfolio import PortfolioProjection, RunView
@@ -89,6 +90,11 @@ class SessionSection(BaseModel):
     timeframe: Literal["1m", "5m", "15m", "1h"] = "1m"
     poll_seconds: float = Field(default=1.0, gt=0, le=60)
     duration_seconds: float = Field(default=0, ge=0)  # 0: until SIGINT/SIGTERM
+    # The partial-fill policy of working limit orders (SPEC §7 defaults).
+    partial_fill_finish_ratio: float = Field(default=0.8, gt=0, le=1)
+    partial_fill_max_distance: float = Field(default=0.02, gt=0, lt=1)
+    partial_fill_timeout_seconds: float = Field(default=300, gt=0)
+    partial_fill_check_seconds: float = Field(default=5, ge=0)
 
     @field_validator("cash")
     @classmethod
@@ -248,6 +254,12 @@ async def _run(
             interval_ms=TIMEFRAMES_MS[section.timeframe],
             data_source=f"{gateway.venue}:{instrument.symbol}:{section.timeframe}",
             halted=kill_switch_engaged(store.read_stream(run_stream_id(CONTROL_RUN_ID))),
+            partial_fills=PartialFillPolicy(
+                finish_ratio=Decimal(str(section.partial_fill_finish_ratio)),
+                max_distance=Decimal(str(section.partial_fill_max_distance)),
+                timeout_s=section.partial_fill_timeout_seconds,
+                check_every_s=section.partial_fill_check_seconds,
+            ),
         )
         wiring = SessionWiring(
             store=store,

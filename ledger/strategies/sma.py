@@ -34,6 +34,9 @@ class SmaCrossover:
     fast: int = 10
     slow: int = 30
     size: Decimal = Decimal("0.1")
+    # Optional: place limit orders this many basis points on the passive side of the close
+    # (paper and live only; the backtest venue simulates market orders).
+    limit_offset_bps: Decimal | None = None
     name: str = "sma"
 
     def __post_init__(self) -> None:
@@ -58,9 +61,9 @@ class SmaCrossover:
         Raises:
             ParameterError: an unknown key or a value that is not a number.
         """
-        unknown = sorted(set(params) - {"fast", "slow", "size"})
+        unknown = sorted(set(params) - {"fast", "slow", "size", "limit_offset_bps"})
         if unknown:
-            msg = f"--param {unknown[0]}: the sma strategy takes fast, slow and size"
+            msg = f"--param {unknown[0]}: the sma strategy takes fast, slow, size and limit_offset_bps"
             raise ParameterError(msg)
         try:
             fast = int(params.get("fast", "10"))
@@ -76,11 +79,24 @@ class SmaCrossover:
         if not size.is_finite():
             msg = f"--param size={size}: size is a decimal fraction such as 0.1"
             raise ParameterError(msg)
-        return cls(fast=fast, slow=slow, size=size)
+        offset = None
+        if "limit_offset_bps" in params:
+            try:
+                offset = Decimal(params["limit_offset_bps"])
+            except InvalidOperation as e:
+                msg = "--param limit_offset_bps: give basis points as a number, e.g. 5"
+                raise ParameterError(msg) from e
+            if not offset.is_finite() or not ZERO <= offset < 10000:  # noqa: PLR2004 - 100 % in bps
+                msg = f"--param limit_offset_bps={offset}: give basis points from 0 to under 10000"
+                raise ParameterError(msg)
+        return cls(fast=fast, slow=slow, size=size, limit_offset_bps=offset)
 
     def params(self) -> dict[str, str]:
         """Return the parameters as strings."""
-        return {"fast": str(self.fast), "slow": str(self.slow), "size": str(self.size)}
+        params = {"fast": str(self.fast), "slow": str(self.slow), "size": str(self.size)}
+        if self.limit_offset_bps is not None:
+            params["limit_offset_bps"] = str(self.limit_offset_bps)
+        return params
 
     def candidate_bars(self, candles: Candles) -> npt.NDArray[np.int64]:
         """Return every bar where d changes sign in either direction (vectorised)."""
@@ -144,11 +160,17 @@ class SmaCrossover:
             "qty": None if qty is None else str(qty),
             "qty_quote": None if qty_quote is None else str(qty_quote),
         }
+        limit = None
+        if self.limit_offset_bps is not None:
+            sign = -1 if action is DecisionAction.BUY else 1  # the passive side of the close
+            with localcontext(LEDGER_CONTEXT):
+                limit = context.price_close * (1 + sign * self.limit_offset_bps / 10000)
         return Decision(
             instrument=context.instrument,
             action=action,
             qty=qty,
             qty_quote=qty_quote,
+            price_limit=limit,
             confidence=Decimal(1),
             rationale=f"SMA({self.fast}) crossed {word} SMA({self.slow}) at close {context.price_close}",
             input_digest=hashlib.sha256(json.dumps(seen, sort_keys=True).encode()).hexdigest(),

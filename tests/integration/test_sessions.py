@@ -28,6 +28,7 @@ from ledger.domain.events import (
     MarketTapeRecorded,
     OrderAccepted,
     OrderFilled,
+    OrderPlaced,
     OrderSubmitted,
     RunEnded,
     RunStarted,
@@ -430,3 +431,54 @@ def test_a_live_start_up_records_what_changed_at_the_venue_behind_the_ledgers_ba
     assert differences["USDT"] == D("250")  # total is free + locked: the deposit is the difference
     assert manual["status"] == "open"
     assert locked == D("50")
+
+
+def test_the_partial_fill_policy_cancels_live_limit_orders_the_market_left(
+    cli, tmp_path: Path, sim: Sim
+) -> None:
+    config = _config(
+        tmp_path / "limit.toml",
+        sim,
+        seconds=5,
+        extra="partial_fill_check_seconds = 0.2\n",
+    )
+    text = config.read_text().replace(
+        'params = { fast = "1", slow = "2" }', 'params = { fast = "1", slow = "2", limit_offset_bps = "300" }'
+    )
+    config.write_text(text)
+
+    code, _, err = cli("--ledger", tmp_path / "l.db", "live", "--config", config, env=ENV)
+
+    assert code == 0, err
+    events = _events(tmp_path / "l.db")
+    requested = [e for e in events if type(e).__name__ == "OrderCancelRequested"]
+    canceled = {e.client_order_id for e in events if type(e).__name__ == "OrderCanceled"}
+    assert requested
+    assert all("more than 2" in e.reason for e in requested)
+    venue = {o["clientOrderId"]: o for o in sim.orders()}
+    for e in requested:
+        assert venue[e.client_order_id]["status"] == "CANCELED"
+        assert e.client_order_id in canceled or e is requested[-1]  # the last may end after the run
+    placed = [e for e in events if isinstance(e, OrderSubmitted)]
+    assert set(venue) == {e.client_order_id for e in placed}
+
+
+def test_a_paper_limit_order_fills_at_its_limit_when_the_market_trades_through(
+    cli, tmp_path: Path, sim: Sim
+) -> None:
+    config = _config(tmp_path / "plimit.toml", sim, seconds=5)
+    config.write_text(
+        config.read_text().replace(
+            'params = { fast = "1", slow = "2" }',
+            'params = { fast = "1", slow = "2", limit_offset_bps = "1" }',
+        )
+    )
+
+    code, _, err = cli("--ledger", tmp_path / "p.db", "paper", "--config", config)
+
+    assert code == 0, err
+    events = _events(tmp_path / "p.db")
+    limits = {e.client_order_id: e.price_limit for e in events if isinstance(e, OrderPlaced)}
+    fills = [e for e in events if isinstance(e, OrderFilled)]
+    assert fills
+    assert all(f.price == limits[f.client_order_id] for f in fills)

@@ -35,8 +35,11 @@ from ledger.domain.decisions import Decision, MarketContext
 from ledger.domain.errors import FillConflictError
 from ledger.domain.events import (
     DecisionAction,
+    DecisionMade,
     LedgerEvent,
     OrderAccepted,
+    OrderCanceled,
+    OrderCancelRequested,
     OrderDenied,
     OrderFilled,
     OrderPlaced,
@@ -50,6 +53,7 @@ from ledger.domain.instruments import BUILTIN_INSTRUMENTS
 from ledger.domain.market_rules import MarketRules
 from ledger.domain.numbers import D
 from ledger.domain.order import FillReport, OrderEnded, VenueAck
+from ledger.domain.partial_fills import PartialFillPolicy
 
 INSTRUMENT = BUILTIN_INSTRUMENTS["BTC/USDT"]
 RULES = MarketRules(
@@ -145,6 +149,7 @@ class Venue:
     lookups: list[object] = field(default_factory=list)
     reports: list[FillReport | OrderEnded] = field(default_factory=list)
     sent: list[OrderPlaced] = field(default_factory=list)
+    canceled: list[str] = field(default_factory=list)
     recorded_before_sending: list[bool] = field(default_factory=list)
     venue: str = "scripted"
 
@@ -170,6 +175,14 @@ class Venue:
         reports, self.reports = self.reports, []
         return reports
 
+    async def cancel(self, client_order_id: str) -> None:
+        self.canceled.append(client_order_id)
+        self.reports.append(
+            OrderEnded(
+                client_order_id=client_order_id, reason="venue status canceled", occurred_at=Clock().now()
+            )
+        )
+
 
 @pytest.fixture
 def store(tmp_path: Path) -> Iterator[LedgerStore]:
@@ -185,6 +198,7 @@ def _session(
     *,
     halted: bool = False,
     book: OrderBook | None = None,
+    policy: PartialFillPolicy | None = None,
 ) -> TradingSession:
     spec = SessionSpec(
         mode=TradingMode.LIVE,
@@ -198,6 +212,7 @@ def _session(
         interval_ms=60_000,
         data_source="scripted:BTC/USDT:1m",
         halted=halted,
+        partial_fills=policy or PartialFillPolicy(),
     )
     wiring = SessionWiring(
         store=store, venue=venue, feed=Feed(book), ids=SeededIds(0), clock=Clock(), tape=Tape()
@@ -379,3 +394,60 @@ async def test_a_market_order_the_book_cannot_fill_is_denied_insufficient_depth(
 
     assert [d.reason for d in _only(events, OrderDenied)] == ["insufficient_depth"]
     assert venue.sent == []
+
+
+def _limit_buy(qty: str, price: Decimal) -> Decision:
+    return Decision(
+        instrument="BTC/USDT", action=DecisionAction.BUY, qty=D(qty), price_limit=price, rationale="script"
+    )
+
+
+EVERY_STEP = PartialFillPolicy(check_every_s=0)
+
+
+@pytest.mark.anyio
+async def test_a_limit_order_filled_80_percent_is_canceled_and_finished_at_market(store) -> None:
+    close = BARS[30].close  # the decision bar's close, also the limit
+    venue = Venue(store, outcomes=["v-1", "v-2"])
+    session = _session(store, venue, [_limit_buy("0.01", close)], policy=EVERY_STEP)
+    await _steps(session, 1)
+    [placed] = _only([e for _, e in store.read_log(0, 100)], OrderPlaced)
+    venue.reports = [_report(placed.client_order_id, "t-1", "0.0085", str(close))]
+
+    events = await _steps(session, 3)
+
+    cancel = _only(events, OrderCancelRequested)
+    canceled = _only(events, OrderCanceled)
+    assert [c.client_order_id for c in cancel] == [placed.client_order_id] == venue.canceled
+    assert "85.00% filled" in cancel[0].reason
+    assert [c.client_order_id for c in canceled] == [placed.client_order_id]
+    finish = venue.sent[1]
+    assert (finish.order_type.value, finish.side, finish.qty) == ("market", placed.side, D("0.0015"))
+    made = _only(events, DecisionMade)
+    assert made[-1].source == "partial_fill_policy"
+
+
+@pytest.mark.anyio
+async def test_a_limit_order_the_market_left_behind_is_canceled_without_a_new_order(store) -> None:
+    far = (BARS[30].close * D("0.97")).quantize(D("0.01"))  # 3 % under the market
+    venue = Venue(store, outcomes=["v-1"])
+
+    events = await _steps(_session(store, venue, [_limit_buy("0.01", far)], policy=EVERY_STEP), 3)
+
+    [cancel] = _only(events, OrderCancelRequested)
+    assert "more than 2" in cancel.reason
+    assert [type(e).__name__ for e in events].count("OrderCanceled") == 1
+    assert len(venue.sent) == 1  # canceled, not finished
+
+
+@pytest.mark.anyio
+async def test_a_limit_order_is_canceled_after_the_timeout(store) -> None:
+    close = BARS[30].close
+    venue = Venue(store, outcomes=["v-1"])
+    quick = PartialFillPolicy(check_every_s=0, timeout_s=0.005)  # the fake clock ticks 1 ms a call
+
+    events = await _steps(_session(store, venue, [_limit_buy("0.01", close)], policy=quick), 4)
+
+    [cancel] = _only(events, OrderCancelRequested)
+    assert "working for" in cancel.reason
+    assert len(venue.sent) == 1
