@@ -221,9 +221,13 @@ async def _run(
     config: SessionConfig, mode: TradingMode, ledger_url: str, gateway: CcxtGateway, strategy: object
 ) -> SessionOutcome:
     section = config.session
+    try:
+        rules = await gateway.open()  # an unknown symbol stops here, before the ledger is touched
+    except BaseException:
+        await gateway.close()
+        raise
     store = open_ledger(ledger_url, create=True)
     try:
-        rules = await gateway.open()
         instrument = Instrument(
             symbol=rules.symbol,
             base_asset=rules.base,

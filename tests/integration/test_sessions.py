@@ -482,3 +482,17 @@ def test_a_paper_limit_order_fills_at_its_limit_when_the_market_trades_through(
     fills = [e for e in events if isinstance(e, OrderFilled)]
     assert fills
     assert all(f.price == limits[f.client_order_id] for f in fills)
+
+
+def test_a_symbol_the_venue_does_not_list_is_bad_input_and_no_ledger_is_made(
+    cli, tmp_path: Path, sim: Sim
+) -> None:
+    config = _config(tmp_path / "c.toml", sim, seconds=1)
+    config.write_text(config.read_text().replace('symbol = "BTC/USDT"', 'symbol = "DOGE/USDT"'))
+
+    code, _, err = cli("--ledger", tmp_path / "x.db", "paper", "--config", config)
+
+    assert code == 2
+    assert "DOGE/USDT" in err
+    assert "symbol" in err
+    assert not (tmp_path / "x.db").exists()
