@@ -18,6 +18,7 @@ from ledger.domain.events import (
     KillSwitchEngaged,
     KillSwitchReleased,
     LedgerEvent,
+    MarketTapePruned,
     MarketTapeRecorded,
     OrderAccepted,
     OrderCanceled,
@@ -197,7 +198,13 @@ class PortfolioProjection:
                 self._mark(run, event.instrument, event.price, event.occurred_at)
             case DecisionMade():
                 run.decisions += 1
-            case RunCheckpointed() | MarketTapeRecorded() | VenueReconciled() | SlippageEstimated():
+            case (
+                RunCheckpointed()
+                | MarketTapeRecorded()
+                | MarketTapePruned()
+                | VenueReconciled()
+                | SlippageEstimated()
+            ):
                 pass  # audit records (the run's own figures, its market tape): nothing to fold
             case RunEnded():
                 run.ended = event

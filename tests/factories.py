@@ -32,6 +32,7 @@ from ledger.domain.events import (
     KillSwitchEngaged,
     KillSwitchReleased,
     LedgerEvent,
+    MarketTapePruned,
     MarketTapeRecorded,
     OrderAccepted,
     OrderCanceled,
@@ -600,10 +601,10 @@ def one_of_each_event(run_id: UUID | None = None) -> list[LedgerEvent]:
     """Return one event of every type, with stream versions that fit one append.
 
     The run stream holds RunStarted(1), DecisionMade(2), PriceMarked(3), TradingModeSwitched(4),
-    MarketTapeRecorded(5), VenueReconciled(6), SlippageEstimated(7), RunCheckpointed(8),
-    RunEnded(9); order 1 is placed,
+    MarketTapeRecorded(5), VenueReconciled(6), SlippageEstimated(7), MarketTapePruned(8),
+    RunCheckpointed(9), RunEnded(10); order 1 is placed,
     submitted, accepted, filled twice, cancel-requested and canceled; order 2 is denied; order 3
-    is rejected; order 4 expires; the control stream is engaged and released. Twenty event types.
+    is rejected; order 4 expires; the control stream is engaged and released. Twenty-one event types.
     """
     run = _run(run_id)
     return [
@@ -669,6 +670,15 @@ def one_of_each_event(run_id: UUID | None = None) -> list[LedgerEvent]:
             insufficient_depth=False,
             levels_used=2,
         ),
-        a_run_checkpointed(run_id=run, version=8, events=24, fills=2, equity="9999.5"),
-        a_run_ended(run_id=run, version=9, price_mark=None, equity_final="9999.5"),
+        MarketTapePruned(
+            originator_id=run_stream_id(run),
+            originator_version=8,
+            occurred_at=_when(None),
+            run_id=run,
+            tape=f"{run}.jsonl",
+            digest="e" * 64,
+            reason="retention: older than 30 days",
+        ),
+        a_run_checkpointed(run_id=run, version=9, events=25, fills=2, equity="9999.5"),
+        a_run_ended(run_id=run, version=10, price_mark=None, equity_final="9999.5"),
     ]

@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 from datetime import datetime
+from decimal import Decimal
 from pathlib import Path
 
 from ledger.application.candles import Bar
@@ -28,9 +29,14 @@ class JsonlTape:
         self._digest = hashlib.sha256()
         self._bars = 0
 
-    def write(self, bar: Bar, seen_at: datetime) -> None:
-        """Append one bar with the moment the session saw it (flushed: a crash keeps it)."""
+    def write(self, bar: Bar, seen_at: datetime, *, history: bool = False) -> None:
+        """Append one bar with the moment the session saw it (flushed: a crash keeps it).
+
+        ``history`` marks the bars fetched at start-up to warm the strategy up, on which the
+        session did not decide.
+        """
         record = {
+            "history": history,
             "open_ms": bar.open_ms,
             "open": str(bar.open),
             "high": str(bar.high),
@@ -50,3 +56,24 @@ class JsonlTape:
         os.fsync(self._handle.fileno())
         self._handle.close()
         return self.path.name, self._digest.hexdigest(), self._bars
+
+
+def read_tape(path: Path) -> list[tuple[Bar, bool]]:
+    """Return a tape's bars and their history flags, in the order they were written.
+
+    Raises:
+        ValueError: a line is not a tape record (the caller checks the file's digest first).
+    """
+    rows = []
+    for line in path.read_text().splitlines():
+        r = json.loads(line)
+        bar = Bar(
+            open_ms=int(r["open_ms"]),
+            open=Decimal(r["open"]),
+            high=Decimal(r["high"]),
+            low=Decimal(r["low"]),
+            close=Decimal(r["close"]),
+            volume=Decimal(r["volume"]),
+        )
+        rows.append((bar, bool(r.get("history", False))))
+    return rows

@@ -91,6 +91,7 @@ class BacktestSpec:
     code_version: str
     fill_model: str = "next-open"
     halted: bool = False  # the ledger's kill switch at start
+    first_decision_bar: int = 0  # earlier bars only warm the strategy up (a session's history)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -157,6 +158,7 @@ class BacktestRun:
         last = len(candles) - 1
         candidates = self.strategy.candidate_bars(candles)
         candidates = candidates[candidates < last]  # a signal on the last bar is not filled
+        candidates = candidates[candidates >= self.spec.first_decision_bar]
         marks = _mark_bars(candles)
         decide = np.zeros(len(candles), dtype=bool)
         decide[candidates] = True

@@ -142,8 +142,8 @@ class MarketFeed(Protocol):
 class TapeWriter(Protocol):
     """Where a session records every bar it saw, and when (its market-data tape)."""
 
-    def write(self, bar: Bar, seen_at: datetime) -> None:
-        """Append one bar."""
+    def write(self, bar: Bar, seen_at: datetime, *, history: bool = False) -> None:
+        """Append one bar (``history``: a warm-up bar the session did not decide on)."""
         ...
 
     def close(self) -> tuple[str, str, int]:
@@ -284,8 +284,10 @@ class TradingSession:
                 )
             )
         self._commit()
+        seen_at = self.ports.clock.now()
         for bar in (await self.ports.feed.closed_bars(None))[-WINDOW_BARS:]:  # history: no decisions
             self.window.append(bar)
+            self.ports.tape.write(bar, seen_at, history=True)
             self.bars = [bar]
         while not stop():
             await self.step()

@@ -250,8 +250,8 @@ def _check_rerun(report: ReplayReport, store: LedgerStore, log: _RunLog, data_pa
     if started.mode is not TradingMode.BACKTEST:
         report.skip(
             "rerun",
-            f"a {started.mode.value} run is re-run from its market-data tape (replay --as-backtest), "
-            "which paper and live sessions do not record yet",
+            f"a {started.mode.value} run is simulated on its market-data tape with "
+            "`tradeledger replay RUN --as-backtest`",
         )
         return
     data = _data_file(started, data_path)

@@ -162,6 +162,17 @@ class RunCheckpointed(_Event):
 
 
 @dataclass(frozen=True, kw_only=True)
+class MarketTapePruned(_Event):
+    """The operator's retention policy removed a run's market-data tape file."""
+
+    class_version: ClassVar[int] = 1
+
+    tape: str
+    digest: str  # sha256 of the file removed
+    reason: str
+
+
+@dataclass(frozen=True, kw_only=True)
 class SlippageEstimated(_Event):
     """The engine walked the venue's order book for an order before placing it."""
 
@@ -406,6 +417,7 @@ LedgerEvent = (
     | MarketTapeRecorded
     | VenueReconciled
     | SlippageEstimated
+    | MarketTapePruned
     | PriceMarked
     | DecisionMade
     | OrderPlaced
@@ -429,6 +441,7 @@ EVENT_TYPES: tuple[type[LedgerEvent], ...] = (
     MarketTapeRecorded,
     VenueReconciled,
     SlippageEstimated,
+    MarketTapePruned,
     PriceMarked,
     DecisionMade,
     OrderPlaced,

@@ -26,7 +26,8 @@ from ledger.adapters import audit
 from ledger.adapters.store import LedgerStore, StoreError, is_postgres_url
 from ledger.bootstrap.follow import AnalyticsFollower, SyncStep
 from ledger.bootstrap.replay import replay_run
-from ledger.bootstrap.session import run_session
+from ledger.bootstrap.session import run_session, tapes_folder
+from ledger.bootstrap.tapes import list_tapes, prune_tapes, replay_as_backtest
 from ledger.domain.errors import (
     BadInputError,
     InvariantViolationError,
@@ -311,14 +312,32 @@ def replay(
         Path | None,
         typer.Option(help="the backtest's data file, when it is not where the run read it"),
     ] = None,
+    as_backtest: Annotated[
+        bool, typer.Option("--as-backtest", help="paper/live: simulate the run on its market-data tape")
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
 ) -> None:
     """Audit a run: verify its chain, rebuild and compare projections, re-run a backtest.
 
-    Exits 3 and names the first divergent event and field when anything disagrees.
+    Exits 3 and names the first divergent event and field when anything disagrees. With
+    --as-backtest, a paper or live run is simulated on the bars it saw and compared with what
+    happened (a report: live and simulated prices differ by nature).
     """
     store = _store()
     run_id = views.resolve_run(bootstrap.read_portfolio(store)[0], run).run_id
+    if as_backtest:
+        tape_report = replay_as_backtest(store, run_id, tapes_folder(STATE.ledger))
+        shown = views.tape_replay_view(tape_report)
+        if as_json:
+            _print_json(shown)
+            return
+        pairs = shown.pop("pairs")
+        _table(
+            "live against simulated",
+            [{k: json.dumps(v) if isinstance(v, dict) else v for k, v in shown.items()}],
+        )
+        _table("fills, in order", pairs)
+        return
     with _progress("replay"):
         found = replay_run(store, run_id, data_path=data, analytics_path=_analytics_path(STATE.ledger))
     if as_json:
@@ -335,6 +354,39 @@ def replay(
         raise typer.Exit(EXIT_INTEGRITY)
     if not as_json:
         out.print(f"replayed run {run_id}: {found.events} events, every check agrees")
+
+
+tapes_app = typer.Typer(help="Market-data tapes of paper and live runs, and their retention.")
+app.add_typer(tapes_app, name="tapes")
+
+
+@tapes_app.command("list")
+def tapes_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """List the tapes the ledger recorded and whether each file is still there."""
+    rows = [views.tape_row(t) for t in list_tapes(_store(), tapes_folder(STATE.ledger))]
+    if as_json:
+        _print_json(rows)
+    else:
+        _table("tapes", rows)
+
+
+@tapes_app.command("prune")
+def tapes_prune(
+    older_than_days: Annotated[
+        float, typer.Option(help="remove tapes recorded more than this many days ago")
+    ],
+    dry_run: Annotated[bool, typer.Option(help="say what would be removed, remove nothing")] = False,
+) -> None:
+    """Remove old tape files; each removal is recorded in its run, so replays say so."""
+    if older_than_days < 0:
+        _fail(f"--older-than-days: {older_than_days} is negative; give a number of days >= 0", EXIT_BAD_INPUT)
+    chosen = prune_tapes(
+        _store(), tapes_folder(STATE.ledger), older_than_days=older_than_days, dry_run=dry_run
+    )
+    verb = "would remove" if dry_run else "removed"
+    for info in chosen:
+        out.print(f"{verb} {info.tape}: `replay {info.run_id} --as-backtest` will no longer be possible")
+    out.print(f"{verb} {len(chosen)} tape(s)")
 
 
 @app.command()

@@ -8,6 +8,7 @@ from typing import Any
 
 from ledger.application.session import Reconciliation
 from ledger.bootstrap.replay import ReplayReport
+from ledger.bootstrap.tapes import TapeInfo, TapeReplayReport
 from ledger.domain.errors import RunNotFoundError
 from ledger.domain.numbers import plain
 from projections.performance import metrics
@@ -144,4 +145,23 @@ def reconciliation_view(reconciled: Reconciliation) -> dict[str, Any]:
         ],
         "differences": {asset: plain(d) for asset, d in differences.items()},
         "orders_unknown": list(reconciled.orders_unknown),
+    }
+
+
+def tape_replay_view(report: TapeReplayReport) -> dict[str, Any]:
+    """Return ``replay --as-backtest`` as one JSON-able object."""
+    shown = asdict(report)
+    shown["run_id"] = str(report.run_id)
+    return shown
+
+
+def tape_row(info: TapeInfo) -> dict[str, Any]:
+    """Return one tape as a `tapes list` row."""
+    return {
+        "run_id": str(info.run_id),
+        "tape": info.tape,
+        "bars": info.bars,
+        "recorded_at": info.recorded_at.isoformat(),
+        "present": info.present,
+        "pruned": info.pruned,
     }

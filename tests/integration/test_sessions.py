@@ -496,3 +496,99 @@ def test_a_symbol_the_venue_does_not_list_is_bad_input_and_no_ledger_is_made(
     assert "DOGE/USDT" in err
     assert "symbol" in err
     assert not (tmp_path / "x.db").exists()
+
+
+# -- tapes: replay --as-backtest and retention -----------------------------------------------------
+
+
+@pytest.fixture
+def paper_run(cli, tmp_path: Path, sim: Sim) -> tuple[Path, str]:
+    ledger = tmp_path / "t.db"
+    code, out, err = cli(
+        "--ledger", ledger, "paper", "--config", _config(tmp_path / "t.toml", sim, seconds=4), "--json"
+    )
+    assert code == 0, err
+    return ledger, json.loads(out)["run_id"]
+
+
+def test_a_paper_run_replayed_on_its_tape_matches_the_simulation_fill_for_fill(cli, paper_run) -> None:
+    ledger, run_id = paper_run
+
+    code, out, err = cli("--ledger", ledger, "replay", run_id, "--as-backtest", "--json")
+
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["fills"]["live"] == report["fills"]["simulated"] > 0
+    assert report["decisions"]["live"] == report["decisions"]["simulated"]
+    assert report["equity_final"]["live"] == report["equity_final"]["simulated"]
+    assert all(p["price_diff_bps"] == "0" for p in report["pairs"])  # same fill model, same bars
+    assert report["first_divergence"] is None
+    tape_bars = [
+        json.loads(line) for line in (ledger.parent / "t.db.tapes" / report["tape"]).read_text().splitlines()
+    ]
+    assert report["bars"] == len(tape_bars)
+    assert any(b["history"] for b in tape_bars)
+    assert not tape_bars[-1]["history"]
+
+
+def test_a_live_run_replayed_on_its_tape_reports_what_differed(cli, tmp_path: Path, sim: Sim) -> None:
+    ledger = tmp_path / "lt.db"
+    code, out, err = cli(
+        "--ledger",
+        ledger,
+        "live",
+        "--config",
+        _config(tmp_path / "lt.toml", sim, seconds=4),
+        "--json",
+        env=ENV,
+    )
+    assert code == 0, err
+    run_id = json.loads(out)["run_id"]
+
+    code, out, err = cli("--ledger", ledger, "replay", run_id, "--as-backtest", "--json")
+
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["mode"] == "live"
+    assert report["fills"]["live"] > 0
+    assert report["ack_latency_ms"]["live"] > 0
+    assert report["decisions"]["simulated"] > 0
+
+
+def test_a_missing_or_edited_tape_is_named(cli, paper_run) -> None:
+    ledger, run_id = paper_run
+    [tape] = (ledger.parent / "t.db.tapes").iterdir()
+    original = tape.read_bytes()
+
+    tape.write_bytes(original.replace(b'"close":"', b'"close":"1', 1))
+    edited = cli("--ledger", ledger, "replay", run_id, "--as-backtest")
+    tape.unlink()
+    missing = cli("--ledger", ledger, "replay", run_id, "--as-backtest")
+
+    assert edited.returncode == 3
+    assert "sha256" in edited.stderr
+    assert missing.returncode == 2
+    assert "missing" in missing.stderr
+    assert str(tape) in missing.stderr
+
+
+def test_pruning_says_what_it_removes_and_replays_say_why_the_tape_is_gone(cli, paper_run) -> None:
+    ledger, run_id = paper_run
+    tapes = ledger.parent / "t.db.tapes"
+
+    dry = cli("--ledger", ledger, "tapes", "prune", "--older-than-days", "0", "--dry-run")
+    kept = list(tapes.iterdir())
+    done = cli("--ledger", ledger, "tapes", "prune", "--older-than-days", "0")
+    listed = json.loads(cli("--ledger", ledger, "tapes", "list", "--json").stdout)
+    replayed = cli("--ledger", ledger, "replay", run_id, "--as-backtest")
+    audited = cli("--ledger", ledger, "replay", run_id)
+
+    assert dry.returncode == done.returncode == 0
+    assert "would remove" in dry.stdout
+    assert len(kept) == 1
+    assert f"replay {run_id} --as-backtest" in done.stdout
+    assert list(tapes.iterdir()) == []
+    assert [(t["run_id"], t["present"], t["pruned"]) for t in listed] == [(run_id, False, True)]
+    assert replayed.returncode == 2
+    assert "retention" in replayed.stderr
+    assert audited.returncode == 0, audited.stderr  # the log itself is intact

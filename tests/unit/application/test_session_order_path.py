@@ -116,7 +116,7 @@ class Tape:
     def __init__(self) -> None:
         self.bars: list[Bar] = []
 
-    def write(self, bar: Bar, seen_at: datetime) -> None:  # noqa: ARG002 - the port's signature
+    def write(self, bar: Bar, seen_at: datetime, *, history: bool = False) -> None:  # noqa: ARG002
         self.bars.append(bar)
 
     def close(self) -> tuple[str, str, int]:
