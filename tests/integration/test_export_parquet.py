@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 from decimal import Decimal
 from pathlib import Path
 
 import duckdb
+
+from ledger.bootstrap import BacktestRequest, bundled_sample, run_backtest_request
 
 
 def test_parquet_export_holds_the_jsonl_export_row_for_row(cli, bundled_backtest, tmp_path: Path) -> None:
@@ -53,3 +56,37 @@ def test_parquet_export_answers_sql_with_exact_fees(cli, bundled_backtest, tmp_p
     fills, fees = row
     assert fills == summary["fills"]
     assert fees == Decimal(summary["fees"])
+
+
+def test_duckdb_reads_a_folder_of_run_exports_as_one_log(cli, tmp_path: Path) -> None:
+    """For logs too big for one file: one Parquet file per run, queried together by a glob."""
+    lines = gzip.decompress(bundled_sample().read_bytes()).decode().split("\n")
+    data = tmp_path / "first_day.csv"
+    data.write_text("\n".join(lines[:1441]) + "\n")
+    ledger = tmp_path / "two.db"
+    runs = []
+    for seed in (0, 1):
+        result, store = run_backtest_request(
+            BacktestRequest(ledger_url=str(ledger), data_path=data, seed=seed)
+        )
+        runs.append((str(result.run_id), result.events))
+        store.close()
+    folder = tmp_path / "exports"
+    folder.mkdir()
+    for run_id, _ in runs:
+        code, _, err = cli(
+            "--ledger", ledger, "export", run_id, "--format", "parquet", "--out", folder / f"{run_id}.parquet"
+        )
+        assert code == 0, err
+
+    rows = (
+        duckdb.connect()
+        .execute(
+            "SELECT filename, count(*) FROM read_parquet(?, filename = true) "
+            "GROUP BY filename ORDER BY filename",
+            [str(folder / "*.parquet")],
+        )
+        .fetchall()
+    )
+
+    assert sorted((Path(name).stem, n) for name, n in rows) == sorted(runs)
