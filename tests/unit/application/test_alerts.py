@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from uuid import UUID
@@ -171,7 +172,7 @@ def paper_day() -> list[LedgerEvent]:
     ]
 
 
-def fold(feed: AlertFeed, events: list[LedgerEvent], first_seq: int = 1) -> list[Alert]:
+def fold(feed: AlertFeed, events: Sequence[object], first_seq: int = 1) -> list[Alert]:
     return [alert for seq, e in enumerate(events, first_seq) for alert in feed.apply(seq, e)]
 
 
@@ -220,7 +221,7 @@ def test_a_restored_feed_continues_exactly_as_the_original():
 
 # --- the dispatcher over fakes -------------------------------------------------------------------------
 class MemoryLog:
-    def __init__(self, events: list[LedgerEvent]) -> None:
+    def __init__(self, events: Sequence[LedgerEvent]) -> None:
         self.events = list(events)
         self.checkpoints: dict[str, tuple[int, int, bytes]] = {}
 
@@ -262,7 +263,7 @@ class Clock:
         return self.now
 
 
-FILLS = [a_fill(trade=n, occurred_at=T0) for n in range(1, 5)]
+FILLS: list[LedgerEvent] = [a_fill(trade=n, occurred_at=T0) for n in range(1, 5)]
 POLICY = DispatchPolicy(from_beginning=True, alert_backtests=True, backoff_s_initial=1, backoff_s_max=4)
 
 
