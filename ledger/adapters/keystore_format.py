@@ -183,7 +183,8 @@ def read_private_file(path: Path) -> bytes:
         KeyStoreError: the path is not a regular file or cannot be read.
     """
     try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        # O_NONBLOCK: a FIFO at the path must not hang the command; regular files ignore it.
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     except OSError as e:
         msg = f"cannot open key file {path}: {e.strerror}"
         raise KeyStoreError(msg) from None
