@@ -27,8 +27,10 @@ from decimal import Decimal
 from uuid import UUID
 
 from ledger.domain.events import (
+    AdminPassphraseSet,
     DecisionAction,
     DecisionMade,
+    KillSwitchActed,
     KillSwitchEngaged,
     KillSwitchReleased,
     LedgerEvent,
@@ -352,6 +354,7 @@ def a_kill_switch_engaged(
         run_id=run,
         reason=reason,
         actor=actor,
+        liquidate=False,
     )
 
 
@@ -602,9 +605,10 @@ def one_of_each_event(run_id: UUID | None = None) -> list[LedgerEvent]:
 
     The run stream holds RunStarted(1), DecisionMade(2), PriceMarked(3), TradingModeSwitched(4),
     MarketTapeRecorded(5), VenueReconciled(6), SlippageEstimated(7), MarketTapePruned(8),
-    RunCheckpointed(9), RunEnded(10); order 1 is placed,
+    KillSwitchActed(9), RunCheckpointed(10), RunEnded(11); order 1 is placed,
     submitted, accepted, filled twice, cancel-requested and canceled; order 2 is denied; order 3
-    is rejected; order 4 expires; the control stream is engaged and released. Twenty-one event types.
+    is rejected; order 4 expires; the control stream is engaged, released and given an admin
+    passphrase. Twenty-three event types.
     """
     run = _run(run_id)
     return [
@@ -634,6 +638,18 @@ def one_of_each_event(run_id: UUID | None = None) -> list[LedgerEvent]:
         ),
         a_kill_switch_engaged(version=1),
         a_kill_switch_released(version=2),
+        AdminPassphraseSet(
+            originator_id=run_stream_id(CONTROL_RUN_ID),
+            originator_version=3,
+            occurred_at=_when(None),
+            run_id=CONTROL_RUN_ID,
+            kdf="scrypt",
+            n=2**15,
+            r=8,
+            p=1,
+            salt="00" * 16,
+            digest="11" * 32,
+        ),
         MarketTapeRecorded(
             originator_id=run_stream_id(run),
             originator_version=5,
@@ -679,6 +695,15 @@ def one_of_each_event(run_id: UUID | None = None) -> list[LedgerEvent]:
             digest="e" * 64,
             reason="retention: older than 30 days",
         ),
-        a_run_checkpointed(run_id=run, version=9, events=25, fills=2, equity="9999.5"),
-        a_run_ended(run_id=run, version=10, price_mark=None, equity_final="9999.5"),
+        KillSwitchActed(
+            originator_id=run_stream_id(run),
+            originator_version=9,
+            occurred_at=_when(None),
+            run_id=run,
+            action="cancel",
+            client_order_id="tl-canceled-0000001",
+            outcome="canceled at the venue",
+        ),
+        a_run_checkpointed(run_id=run, version=10, events=26, fills=2, equity="9999.5"),
+        a_run_ended(run_id=run, version=11, price_mark=None, equity_final="9999.5"),
     ]

@@ -24,10 +24,11 @@ import numpy as np
 from ledger.application.candles import Bar, RollingCandles
 from ledger.application.decisions import DecisionSource
 from ledger.domain.decisions import Decision, MarketContext
-from ledger.domain.errors import LedgerError
+from ledger.domain.errors import InvariantViolationError, LedgerError
 from ledger.domain.events import (
     DecisionAction,
     DecisionMade,
+    KillSwitchActed,
     LedgerEvent,
     MarketTapeRecorded,
     OrderAccepted,
@@ -65,7 +66,7 @@ from ledger.domain.order import (
 from ledger.domain.partial_fills import PartialFillPolicy, PolicyStep, remaining, verdict
 from ledger.domain.slippage import DEPTH_LEVELS_DEFAULT as DEPTH_LEVELS
 from ledger.domain.slippage import VOLATILITY_CLOSES, estimate_fill, volatility_adjusted
-from ledger.domain.trading_session import Denial, gate
+from ledger.domain.trading_session import Denial, KillSwitchState, gate
 from ledger.ports import Clock, EventStore, IdGenerator
 from projections.checkpoints import figures
 from projections.portfolio import PortfolioProjection, RunView
@@ -73,6 +74,10 @@ from projections.portfolio import PortfolioProjection, RunView
 # Why 500: the most bars one ccxt fetch_ohlcv returns from Binance by default, and enough
 # history for any window the built-in strategies take.
 WINDOW_BARS = 500
+# Why 25 x 0.2 s: a market order fills in milliseconds; five seconds covers a slow venue, and a
+# fill arriving later is still recorded by the next start-up's recovery.
+LIQUIDATION_POLLS = 25
+LIQUIDATION_POLL_S = 0.2
 VOLATILITY_MIN_CLOSES = 3  # two log returns: the least a standard deviation needs
 
 
@@ -196,7 +201,30 @@ class SessionSpec:
     interval_ms: int
     data_source: str  # e.g. "binance:BTC/USDT:1m"
     halted: bool = False
+    max_drawdown: Decimal | None = None  # engage the kill switch beyond this drawdown (a fraction)
     partial_fills: PartialFillPolicy = field(default_factory=PartialFillPolicy)
+
+
+class KillSwitch(Protocol):
+    """The ledger-wide kill switch, shared by every process on the ledger."""
+
+    def state(self) -> KillSwitchState:
+        """Return the kill switch as the ledger holds it now."""
+        ...
+
+    def engage(self, *, reason: str, actor: str, liquidate: bool) -> KillSwitchState:
+        """Engage it (an automatic trigger or a signal); return the new state."""
+        ...
+
+
+class _NoKillSwitch:
+    """For sessions wired without one (tests of the order path): never engaged."""
+
+    def state(self) -> KillSwitchState:
+        return KillSwitchState(engaged=False)
+
+    def engage(self, *, reason: str, actor: str, liquidate: bool) -> KillSwitchState:
+        return KillSwitchState(engaged=True, reason=reason, actor=actor, liquidate=liquidate)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -209,6 +237,7 @@ class SessionWiring:
     ids: IdGenerator
     clock: Clock
     tape: TapeWriter
+    kill_switch: KillSwitch = field(default_factory=_NoKillSwitch)
 
 
 class TradingSession:
@@ -229,6 +258,7 @@ class TradingSession:
         self.run_version = 0
         self.decided = 0
         self.staged: list[LedgerEvent] = []
+        self.halted = spec.halted
         self.limits: dict[str, _Limit] = {}  # working limit orders under the partial-fill policy
         self.finishing: set[str] = set()  # canceled by the policy; the rest goes at market
         self.window = RollingCandles(
@@ -262,7 +292,12 @@ class TradingSession:
         return self.run_version
 
     async def run(
-        self, *, stop: Callable[[], bool], poll_s: float, reconciled: Reconciliation | None = None
+        self,
+        *,
+        stop: Callable[[], bool],
+        poll_s: float,
+        reconciled: Reconciliation | None = None,
+        signalled: Callable[[], str | None] | None = None,
     ) -> RunView:
         """Trade until ``stop()`` is true, then end the run; return its view.
 
@@ -289,13 +324,124 @@ class TradingSession:
             self.window.append(bar)
             self.ports.tape.write(bar, seen_at, history=True)
             self.bars = [bar]
-        while not stop():
-            await self.step()
+        seen = self.ports.kill_switch.state()
+        self.halted = self.halted or seen.engaged
+        halt: KillSwitchState | None = None
+        while not stop() and halt is None:
+            trigger = signalled() if signalled is not None else None
+            if trigger is not None:
+                self.ports.kill_switch.engage(reason=f"{trigger} received", actor="signal", liquidate=False)
+            try:
+                await self.step()
+            except InvariantViolationError as e:
+                # An automatic trigger: the ledger cannot trust its state; stop everything.
+                halt = self.ports.kill_switch.engage(
+                    reason=f"invariant violation: {e}", actor="invariant", liquidate=False
+                )
+                await self._halt(halt)
+                self._end(f"kill switch engaged: {halt.reason}")
+                raise
+            halt = self._new_engagement(seen)
+            if halt is None and self.spec.max_drawdown is not None:
+                halt = self._drawdown_trigger()
+            if halt is not None:
+                break
             with anyio.move_on_after(poll_s):
                 while not stop():
                     await anyio.sleep(min(poll_s, 0.05))
+        if halt is not None:
+            await self._halt(halt)
+            return self._end(f"kill switch engaged: {halt.reason}")
         await self._record_reports(await self.ports.venue.poll_fills())
         return self._end("stopped")
+
+    def _new_engagement(self, seen: KillSwitchState) -> KillSwitchState | None:
+        now = self.ports.kill_switch.state()
+        if now.engaged and (not seen.engaged or now.version != seen.version):
+            return now
+        return None
+
+    def _drawdown_trigger(self) -> KillSwitchState | None:
+        run = self.portfolio.runs[self.run_id]
+        peak = max((p.equity for p in run.equity), default=run.started.cash_initial)
+        equity = run.equity_now()
+        if peak <= ZERO or self.spec.max_drawdown is None:
+            return None
+        with localcontext(LEDGER_CONTEXT):
+            drawdown = (peak - equity) / peak
+        if drawdown <= self.spec.max_drawdown:
+            return None
+        reason = f"drawdown {plain(drawdown.quantize(D('0.0001')))} beyond the limit {self.spec.max_drawdown}"
+        return self.ports.kill_switch.engage(reason=reason, actor="drawdown", liquidate=False)
+
+    async def _halt(self, state: KillSwitchState) -> None:
+        """Carry out the kill switch: cancel every working order, flatten if asked, stop."""
+        self.halted = True
+        for client_order_id, order in list(self.orders.items()):
+            if order.status not in (
+                OrderStatus.ACCEPTED,
+                OrderStatus.PARTIALLY_FILLED,
+                OrderStatus.SUBMITTED,
+            ):
+                continue
+            event = OrderCancelRequested(
+                originator_id=order_stream_id(client_order_id),
+                originator_version=order.version + 1,
+                occurred_at=self.ports.clock.now(),
+                run_id=order.run_id,
+                client_order_id=client_order_id,
+                reason=f"kill switch: {state.reason}",
+            )
+            self._append(event)
+            self._commit()
+            self.orders[client_order_id] = evolve(order, event)
+            self.finishing.discard(client_order_id)
+            await self.ports.venue.cancel(client_order_id)
+            self._acted("cancel", client_order_id, "cancel requested at the venue")
+        await self._record_reports(await self.ports.venue.poll_fills())
+        if state.liquidate:
+            await self._liquidate(state)
+        self._acted("stop", "", f"the strategy stopped: {state.reason} ({state.actor})")
+        self._commit()
+
+    async def _liquidate(self, state: KillSwitchState) -> None:
+        run = self.portfolio.runs[self.run_id]
+        base = self.spec.instrument.base_asset
+        free = run.balance(base).free
+        if free <= ZERO or not self.bars:
+            self._acted("liquidate", "", f"nothing to flatten: {free} {base} free")
+            return
+        before = self.decided + 1
+        decision = Decision(
+            instrument=self.spec.instrument.symbol,
+            action=DecisionAction.SELL,
+            qty=free,
+            rationale=f"kill switch ({state.reason}): flatten at market",
+        )
+        await self._act(decision, self.bars[-1].close, source="kill_switch", override_halt=True)
+        client_order_id = self.ports.ids.client_order_id(self.run_id, before)
+        for _ in range(LIQUIDATION_POLLS):  # bounded: record the flattening's fills before stopping
+            order = self.orders.get(client_order_id)
+            if order is None or order.status in TERMINAL:
+                break
+            await anyio.sleep(LIQUIDATION_POLL_S)
+            await self._record_reports(await self.ports.venue.poll_fills())
+        order = self.orders.get(client_order_id)
+        outcome = "denied by the exchange rules" if order is None else f"sell order {order.status.value}"
+        self._acted("liquidate", client_order_id, outcome)
+
+    def _acted(self, action: str, client_order_id: str, outcome: str) -> None:
+        self._append(
+            KillSwitchActed(
+                originator_id=run_stream_id(self.run_id),
+                originator_version=self._run_event_version(),
+                occurred_at=self.ports.clock.now(),
+                run_id=self.run_id,
+                action=action,
+                client_order_id=client_order_id,
+                outcome=outcome,
+            )
+        )
 
     async def step(self) -> None:
         """Take the new closed bars, decide on each, and record what the venue reported."""
@@ -360,7 +506,9 @@ class TradingSession:
             spend = decision.qty_quote if decision.qty_quote is not None else ZERO
             return spend / price
 
-    async def _act(self, decision: Decision, price: Decimal, source: str | None = None) -> None:
+    async def _act(
+        self, decision: Decision, price: Decimal, source: str | None = None, *, override_halt: bool = False
+    ) -> None:
         now = self.ports.clock.now()
         self.decided += 1
         client_order_id = self.ports.ids.client_order_id(self.run_id, self.decided)
@@ -423,7 +571,7 @@ class TradingSession:
         denial = gate(
             placed,
             self.spec.instrument,
-            halted=self.spec.halted,
+            halted=self.halted and not override_halt,  # only the kill switch's own flattening passes
             quote_free=run.balance(self.spec.instrument.quote_asset).free,
             base_free=run.balance(self.spec.instrument.base_asset).free,
         )

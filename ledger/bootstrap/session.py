@@ -43,14 +43,14 @@ from ledger.application.session import (
     VenueOrderAbsentError,
     VenueOrderUnknownError,
 )
-from ledger.bootstrap import code_version, open_ledger
+from ledger.bootstrap import code_version, open_ledger, safety
 from ledger.domain.errors import BadInputError, ParameterError, TradingHaltedError
 from ledger.domain.events import LedgerEvent, OrderAccepted, OrderRejected, RunEnded, TradingMode
 from ledger.domain.identifiers import CONTROL_RUN_ID, order_stream_id, run_stream_id
 from ledger.domain.instruments import Instrument
 from ledger.domain.order import OrderState, OrderStatus, evolve
 from ledger.domain.partial_fills import PartialFillPolicy
-from ledger.domain.trading_session import kill_switch_engaged
+from ledger.domain.trading_session import KillSwitchState, kill_switch_engaged
 from ledger.strategies import build_strategy
 from projections.portfolio import PortfolioProjection, RunView
 from projections.runner import ProjectionRunner
@@ -95,6 +95,8 @@ class SessionSection(BaseModel):
     partial_fill_max_distance: float = Field(default=0.02, gt=0, lt=1)
     partial_fill_timeout_seconds: float = Field(default=300, gt=0)
     partial_fill_check_seconds: float = Field(default=5, ge=0)
+    # Engage the kill switch when the run's equity falls this far below its peak (0.2 = 20 %).
+    max_drawdown: float | None = Field(default=None, gt=0, lt=1)
 
     @field_validator("cash")
     @classmethod
@@ -258,6 +260,7 @@ async def _run(
             interval_ms=TIMEFRAMES_MS[section.timeframe],
             data_source=f"{gateway.venue}:{instrument.symbol}:{section.timeframe}",
             halted=kill_switch_engaged(store.read_stream(run_stream_id(CONTROL_RUN_ID))),
+            max_drawdown=None if section.max_drawdown is None else Decimal(str(section.max_drawdown)),
             partial_fills=PartialFillPolicy(
                 finish_ratio=Decimal(str(section.partial_fill_finish_ratio)),
                 max_distance=Decimal(str(section.partial_fill_max_distance)),
@@ -272,6 +275,7 @@ async def _run(
             ids=ids,
             clock=SystemClock(),
             tape=JsonlTape(tapes_folder(ledger_url), f"{run_id}.jsonl"),
+            kill_switch=LedgerKillSwitch(store),
         )
         session = TradingSession(spec=spec, strategy=strategy, wiring=wiring, run_id=run_id)  # type: ignore[arg-type]
         recovered = await recover_orders(store, session, mode, venue)
@@ -288,7 +292,9 @@ async def _run(
             )
         stop = _StopFlag(section.duration_seconds)
         with stop.on_signals():
-            run = await session.run(stop=stop, poll_s=section.poll_seconds, reconciled=reconciled)
+            run = await session.run(
+                stop=stop, poll_s=section.poll_seconds, reconciled=reconciled, signalled=stop.signalled
+            )
         return SessionOutcome(run=run, recovered=recovered, reconciled=reconciled)
     finally:
         await gateway.close()
@@ -310,6 +316,22 @@ def _ledger_balances(store: LedgerStore, venue: str) -> dict[str, Decimal]:
     return {asset: b.total for asset, b in live[-1].balances.items() if b.total != 0}
 
 
+class LedgerKillSwitch:
+    """The kill switch port over the ledger's control stream."""
+
+    def __init__(self, store: LedgerStore) -> None:
+        """Read and write the control stream of ``store``."""
+        self._store = store
+
+    def state(self) -> KillSwitchState:
+        """Return the kill switch as the ledger holds it now."""
+        return safety.control_state(self._store).kill_switch
+
+    def engage(self, *, reason: str, actor: str, liquidate: bool) -> KillSwitchState:
+        """Engage it for every process on the ledger."""
+        return safety.engage(self._store, reason=reason, actor=actor, liquidate=liquidate)
+
+
 def _config_hash(config: SessionConfig) -> str:
     import hashlib  # noqa: PLC0415 - only here
 
@@ -317,19 +339,24 @@ def _config_hash(config: SessionConfig) -> str:
 
 
 class _StopFlag:
-    """True once the duration has passed or SIGINT/SIGTERM arrived."""
+    """True once the duration has passed; SIGINT/SIGTERM are handed to the kill switch."""
 
     def __init__(self, duration_s: float) -> None:
         self._deadline = None if duration_s == 0 else anyio.current_time() + duration_s
-        self.signalled = False
+        self._signal: str | None = None
 
     def __call__(self) -> bool:
-        return self.signalled or (self._deadline is not None and anyio.current_time() >= self._deadline)
+        return self._deadline is not None and anyio.current_time() >= self._deadline
+
+    def signalled(self) -> str | None:
+        """Return the signal's name once after it arrived (the session engages the kill switch)."""
+        name, self._signal = self._signal, None
+        return name
 
     @contextmanager
     def on_signals(self) -> Iterator[None]:
         def handler(signum: int, frame: object) -> None:  # noqa: ARG001 - signal API
-            self.signalled = True
+            self._signal = signal.Signals(signum).name
 
         previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
         try:

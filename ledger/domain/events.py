@@ -394,10 +394,42 @@ class TradingModeSwitched(_Event):
 class KillSwitchEngaged(_Event):
     """The operator or an automatic trigger engaged the kill switch."""
 
-    class_version: ClassVar[int] = 1
+    # Version 2 added liquidate (flatten positions at market); version-1 engagements did not.
+    class_version: ClassVar[int] = 2
 
     reason: str
     actor: str
+    liquidate: bool
+
+    @staticmethod
+    def upcast_v1_v2(state: dict[str, Any]) -> None:
+        """Lift a version-1 engagement: nothing was liquidated then."""
+        state["liquidate"] = False
+
+
+@dataclass(frozen=True, kw_only=True)
+class KillSwitchActed(_Event):
+    """A session carried out one kill-switch action and recorded its outcome."""
+
+    class_version: ClassVar[int] = 1
+
+    action: str  # cancel, liquidate or stop
+    client_order_id: str  # the order canceled or sent ("" for stop)
+    outcome: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class AdminPassphraseSet(_Event):
+    """The operator set the admin passphrase; only its scrypt hash is recorded."""
+
+    class_version: ClassVar[int] = 1
+
+    kdf: str  # "scrypt"
+    n: int
+    r: int
+    p: int
+    salt: str  # hex
+    digest: str  # hex
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -432,6 +464,8 @@ LedgerEvent = (
     | TradingModeSwitched
     | KillSwitchEngaged
     | KillSwitchReleased
+    | KillSwitchActed
+    | AdminPassphraseSet
 )
 
 EVENT_TYPES: tuple[type[LedgerEvent], ...] = (
@@ -456,4 +490,6 @@ EVENT_TYPES: tuple[type[LedgerEvent], ...] = (
     TradingModeSwitched,
     KillSwitchEngaged,
     KillSwitchReleased,
+    KillSwitchActed,
+    AdminPassphraseSet,
 )

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import datetime
 from decimal import Decimal, localcontext
 
 from ledger.domain.events import KillSwitchEngaged, KillSwitchReleased, LedgerEvent, OrderPlaced
@@ -16,6 +17,39 @@ class Denial:
 
     reason: str
     detail: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class KillSwitchState:
+    """The ledger-wide kill switch as the control stream leaves it."""
+
+    engaged: bool
+    reason: str = ""
+    actor: str = ""
+    since: datetime | None = None
+    liquidate: bool = False
+    version: int = 0  # the control stream's version (for appending after it)
+
+
+def kill_switch_state(control_events: list[LedgerEvent]) -> KillSwitchState:
+    """Return the kill switch after ``control_events`` (the control stream, in order)."""
+    state = KillSwitchState(engaged=False)
+    for event in control_events:
+        if isinstance(event, KillSwitchEngaged):
+            state = KillSwitchState(
+                engaged=True,
+                reason=event.reason,
+                actor=event.actor,
+                since=event.occurred_at,
+                liquidate=event.liquidate,
+                version=event.originator_version,
+            )
+        elif isinstance(event, KillSwitchReleased):
+            state = KillSwitchState(
+                engaged=False, reason=event.reason, actor=event.actor, since=event.occurred_at
+            )
+        state = replace(state, version=event.originator_version)
+    return state
 
 
 def kill_switch_engaged(control_events: list[LedgerEvent]) -> bool:

@@ -23,7 +23,9 @@ from rich.table import Table
 
 from ledger import bootstrap
 from ledger.adapters import audit
+from ledger.adapters.keystore import KeyRefusedError
 from ledger.adapters.store import LedgerStore, StoreError, is_postgres_url
+from ledger.bootstrap import safety
 from ledger.bootstrap.follow import AnalyticsFollower, SyncStep
 from ledger.bootstrap.replay import replay_run
 from ledger.bootstrap.session import run_session, tapes_folder
@@ -38,6 +40,7 @@ from ledger.domain.errors import (
 from ledger.domain.events import TradingMode
 from ledger.domain.numbers import plain
 from ledger.entrypoints import views
+from ledger.entrypoints.keys_cli import keys_app
 from projections import analytics
 from projections.portfolio import PortfolioProjection
 
@@ -356,6 +359,78 @@ def replay(
         out.print(f"replayed run {run_id}: {found.events} events, every check agrees")
 
 
+app.add_typer(keys_app, name="keys")
+admin_app = typer.Typer(help="Administration: the admin passphrase that releases the kill switch.")
+app.add_typer(admin_app, name="admin")
+
+
+def _secret(variable: str, prompt: str) -> str:
+    # Passphrases come from the environment or a hidden prompt; never from an option.
+    value = os.environ.get(variable)
+    if value is None:
+        if not sys.stdin.isatty():
+            _fail(f"{prompt}: set ${variable} or run in a terminal to be asked", EXIT_BAD_INPUT)
+        value = typer.prompt(prompt, hide_input=True)
+    return value
+
+
+@admin_app.command("set-passphrase")
+def admin_set_passphrase() -> None:
+    """Store the scrypt hash of the admin passphrase ($TRADELEDGER_ADMIN_PASSPHRASE or a prompt).
+
+    Changing it needs the current one ($TRADELEDGER_ADMIN_PASSPHRASE_CURRENT or a prompt).
+    """
+    store = bootstrap.open_ledger(STATE.ledger, create=True)
+    current = None
+    if safety.control_state(store).passphrase is not None:
+        current = _secret("TRADELEDGER_ADMIN_PASSPHRASE_CURRENT", "current admin passphrase")
+    safety.set_passphrase(
+        store, _secret("TRADELEDGER_ADMIN_PASSPHRASE", "new admin passphrase"), current=current
+    )
+    out.print("admin passphrase set (its scrypt hash is in the ledger's control stream)")
+
+
+@app.command()
+def kill(
+    reason: Annotated[str, typer.Option(help="why; recorded with the engagement")] = "operator",
+    liquidate: Annotated[bool, typer.Option(help="also flatten positions at market")] = False,
+    status: Annotated[bool, typer.Option("--status", help="show the kill switch; change nothing")] = False,
+    release_: Annotated[
+        bool, typer.Option("--release", help="release it ($TRADELEDGER_ADMIN_PASSPHRASE or a prompt)")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="with --status: one JSON object")] = False,
+) -> None:
+    """Engage the ledger-wide kill switch: running sessions cancel their orders and stop.
+
+    While it is engaged every new order is denied, in every process on this ledger and after
+    restarts, until it is released with the admin passphrase.
+    """
+    if status and release_:
+        _fail("--status and --release: give one of them", EXIT_BAD_INPUT)
+    if status:
+        found = safety.control_state(_store()).kill_switch
+        shown = views.kill_switch_view(found)
+        if as_json:
+            _print_json(shown)
+        else:
+            _table("kill switch", [shown])
+        return
+    if release_:
+        store = _store()
+        safety.release(
+            store,
+            passphrase=_secret("TRADELEDGER_ADMIN_PASSPHRASE", "admin passphrase"),
+            reason=reason,
+            actor="cli",
+        )
+        out.print("kill switch released")
+        return
+    store = bootstrap.open_ledger(STATE.ledger, create=True)
+    safety.engage(store, reason=reason, actor="cli", liquidate=liquidate)
+    then = " and flatten positions" if liquidate else ""
+    out.print(f"kill switch engaged ({reason}): running sessions cancel their orders{then} and stop")
+
+
 tapes_app = typer.Typer(help="Market-data tapes of paper and live runs, and their retention.")
 app.add_typer(tapes_app, name="tapes")
 
@@ -614,7 +689,7 @@ def main() -> None:
     except InvariantViolationError as e:
         _say(f"integrity failure: {e}")
         sys.exit(EXIT_INTEGRITY)
-    except TradingHaltedError as e:
+    except (TradingHaltedError, KeyRefusedError) as e:
         _say(str(e))
         sys.exit(EXIT_REFUSED)
     except LedgerError as e:

@@ -11,6 +11,7 @@ from ledger.bootstrap.replay import ReplayReport
 from ledger.bootstrap.tapes import TapeInfo, TapeReplayReport
 from ledger.domain.errors import RunNotFoundError
 from ledger.domain.numbers import plain
+from ledger.domain.trading_session import KillSwitchState
 from projections.performance import metrics
 from projections.portfolio import PortfolioProjection, RunView
 
@@ -164,4 +165,15 @@ def tape_row(info: TapeInfo) -> dict[str, Any]:
         "recorded_at": info.recorded_at.isoformat(),
         "present": info.present,
         "pruned": info.pruned,
+    }
+
+
+def kill_switch_view(state: KillSwitchState) -> dict[str, Any]:
+    """Return the kill switch as `kill --status` shows it."""
+    return {
+        "engaged": state.engaged,
+        "reason": state.reason or None,
+        "actor": state.actor or None,
+        "since": None if state.since is None else state.since.isoformat(),
+        "liquidate": state.liquidate,
     }

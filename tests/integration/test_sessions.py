@@ -592,3 +592,141 @@ def test_pruning_says_what_it_removes_and_replays_say_why_the_tape_is_gone(cli, 
     assert replayed.returncode == 2
     assert "retention" in replayed.stderr
     assert audited.returncode == 0, audited.stderr  # the log itself is intact
+
+
+# -- the kill switch in sessions ------------------------------------------------------------------
+
+PASSPHRASE = "correct horse battery staple"  # noqa: S105 - a test passphrase
+
+
+def _start_live(tradeledger_argv: list[str], ledger: Path, config: Path) -> subprocess.Popen[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TRADELEDGER_")}
+    return subprocess.Popen(
+        [*tradeledger_argv, "--ledger", str(ledger), "live", "--config", str(config)],
+        cwd=ledger.parent,
+        env={**env, **ENV},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _wait_for(condition: Any, seconds: float = 30) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        time.sleep(0.05)
+
+
+def test_kill_from_another_process_cancels_a_running_sessions_orders_and_holds_across_restarts(
+    cli, tmp_path: Path, sim: Sim, tradeledger_argv: list[str]
+) -> None:
+    ledger = tmp_path / "k.db"
+    config = _config(tmp_path / "k.toml", sim, seconds=60, extra="partial_fill_check_seconds = 600\n")
+    config.write_text(config.read_text().replace('slow = "2" }', 'slow = "2", limit_offset_bps = "300" }'))
+    session = _start_live(tradeledger_argv, ledger, config)
+    try:
+        _wait_for(lambda: any(o["status"] == "NEW" for o in sim.orders()))  # a resting limit order
+        assert cli("--ledger", ledger, "kill", "--reason", "drill").returncode == 0
+        _, err = session.communicate(timeout=30)
+    finally:
+        session.kill()
+
+    assert session.returncode == 0, err
+    events = _events(ledger)
+    acted = [(e.action, e.outcome) for e in events if type(e).__name__ == "KillSwitchActed"]
+    assert ("cancel", "cancel requested at the venue") in acted
+    assert acted[-1][0] == "stop"
+    assert [e.reason for e in events if isinstance(e, RunEnded)] == ["kill switch engaged: drill"]
+    assert all(o["status"] != "NEW" for o in sim.orders())  # nothing left working at the venue
+    status = json.loads(cli("--ledger", ledger, "kill", "--status", "--json").stdout)
+    assert (status["engaged"], status["reason"]) == (True, "drill")
+
+    # A restart while engaged: every new order is denied, none reaches the venue.
+    before = len(sim.orders())
+    again = _config(tmp_path / "again.toml", sim, seconds=4)
+    code, _, err = cli("--ledger", ledger, "live", "--config", again, env=ENV)
+    assert code == 0, err
+    denied = [e.reason for e in _events(ledger) if type(e).__name__ == "OrderDenied"]
+    assert denied
+    assert set(denied) == {"kill_switch"}
+    assert len(sim.orders()) == before
+
+    # Release needs the admin passphrase; a wrong one changes nothing.
+    assert (
+        cli(
+            "--ledger", ledger, "admin", "set-passphrase", env={"TRADELEDGER_ADMIN_PASSPHRASE": PASSPHRASE}
+        ).returncode
+        == 0
+    )
+    size = ledger.stat().st_size
+    wrong = cli(
+        "--ledger", ledger, "kill", "--release", env={"TRADELEDGER_ADMIN_PASSPHRASE": "not the passphrase"}
+    )
+    assert wrong.returncode == 4
+    assert json.loads(cli("--ledger", ledger, "kill", "--status", "--json").stdout)["engaged"] is True
+    assert ledger.stat().st_size == size
+    right = cli("--ledger", ledger, "kill", "--release", env={"TRADELEDGER_ADMIN_PASSPHRASE": PASSPHRASE})
+    assert right.returncode == 0, right.stderr
+    assert PASSPHRASE.encode() not in ledger.read_bytes()
+
+
+def test_sigterm_engages_the_kill_switch_and_the_session_ends_cleanly(
+    cli, tmp_path: Path, sim: Sim, tradeledger_argv: list[str]
+) -> None:
+    ledger = tmp_path / "s.db"
+    session = _start_live(tradeledger_argv, ledger, _config(tmp_path / "s.toml", sim, seconds=60))
+    try:
+        _wait_for(lambda: len(sim.orders()) > 0)
+        session.send_signal(signal.SIGTERM)
+        _, err = session.communicate(timeout=30)
+    finally:
+        session.kill()
+
+    assert session.returncode == 0, err
+    status = json.loads(cli("--ledger", ledger, "kill", "--status", "--json").stdout)
+    assert (status["engaged"], status["actor"], status["reason"]) == (True, "signal", "SIGTERM received")
+    assert isinstance(_events(ledger)[-1], RunEnded)
+
+
+def test_kill_with_liquidate_flattens_the_position_at_market(
+    cli, tmp_path: Path, sim: Sim, tradeledger_argv: list[str]
+) -> None:
+    ledger = tmp_path / "q.db"
+    config = _config(tmp_path / "q.toml", sim, seconds=60)
+    config.write_text(
+        config.read_text().replace(
+            'params = { fast = "1", slow = "2" }', 'params = { fast = "5", slow = "40" }'
+        )
+    )
+    session = _start_live(tradeledger_argv, ledger, config)
+    try:
+        _wait_for(lambda: D(sim.balances()["BTC"]["free"]) > D("0.001"), seconds=60)  # holding BTC
+        assert cli("--ledger", ledger, "kill", "--reason", "flatten", "--liquidate").returncode == 0
+        _, err = session.communicate(timeout=30)
+    finally:
+        session.kill()
+
+    assert session.returncode == 0, err
+    events = _events(ledger)
+    [liquidation] = [e for e in events if type(e).__name__ == "KillSwitchActed" and e.action == "liquidate"]
+    assert liquidation.client_order_id
+    sells = [
+        e for e in events if isinstance(e, OrderFilled) and e.client_order_id == liquidation.client_order_id
+    ]
+    assert sells
+    assert (
+        D(sim.balances()["BTC"]["free"]) < D("0.00001") * 2
+    )  # what is left is below one step or the fee dust
+
+
+def test_a_drawdown_beyond_the_limit_engages_the_kill_switch(cli, tmp_path: Path, sim: Sim) -> None:
+    ledger = tmp_path / "d.db"
+    config = _config(tmp_path / "d.toml", sim, seconds=20, extra="max_drawdown = 0.00001\n")
+
+    code, _, err = cli("--ledger", ledger, "live", "--config", config, env=ENV)
+
+    assert code == 0, err
+    status = json.loads(cli("--ledger", ledger, "kill", "--status", "--json").stdout)
+    assert (status["engaged"], status["actor"]) == (True, "drawdown")
+    assert "beyond the limit 0.00001" in status["reason"]

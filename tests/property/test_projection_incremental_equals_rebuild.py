@@ -286,7 +286,7 @@ def _kill_switch(h: _History) -> None:
         "reason": "hypothesis",
         "actor": "test",
     }
-    h.events.append(KillSwitchReleased(**head) if h.engaged else KillSwitchEngaged(**head))
+    h.events.append(KillSwitchReleased(**head) if h.engaged else KillSwitchEngaged(**head, liquidate=False))
     h.engaged = not h.engaged
 
 

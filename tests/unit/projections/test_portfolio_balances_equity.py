@@ -477,7 +477,7 @@ def test_counters_mode_and_kill_switch() -> None:
             **s._run(), mode_from=TradingMode.BACKTEST, mode_to=TradingMode.PAPER, reason="test"
         )
     )
-    s.apply(KillSwitchEngaged(**s._run(), reason="test", actor="op"))
+    s.apply(KillSwitchEngaged(**s._run(), reason="test", actor="op", liquidate=False))
 
     assert s.view.decisions == 1
     assert s.view.mode == "paper"
