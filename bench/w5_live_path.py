@@ -146,7 +146,7 @@ class TimedStore:
 
 
 class Tape:
-    def write(self, bar: Bar, seen_at: datetime) -> None:
+    def write(self, bar: Bar, seen_at: datetime, *, history: bool = False) -> None:
         pass
 
     def close(self) -> tuple[str, str, int]:
