@@ -14,7 +14,9 @@ from typing import assert_never
 from uuid import UUID
 
 from ledger.domain.events import (
+    AdminPassphraseSet,
     DecisionMade,
+    KillSwitchActed,
     KillSwitchEngaged,
     KillSwitchReleased,
     LedgerEvent,
@@ -169,6 +171,8 @@ class PortfolioProjection:
         if isinstance(event, KillSwitchEngaged | KillSwitchReleased):
             self.kill_switch_engaged = isinstance(event, KillSwitchEngaged)
             return
+        if isinstance(event, AdminPassphraseSet):
+            return  # the control stream's own record; no run
         run = self.runs.get(event.run_id)
         if run is None:
             return  # events of a run whose start is not in this log (never written by us)
@@ -204,6 +208,7 @@ class PortfolioProjection:
                 | MarketTapePruned()
                 | VenueReconciled()
                 | SlippageEstimated()
+                | KillSwitchActed()
             ):
                 pass  # audit records (the run's own figures, its market tape): nothing to fold
             case RunEnded():
