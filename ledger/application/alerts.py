@@ -17,6 +17,7 @@ from uuid import UUID
 
 from ledger.domain.errors import LedgerError
 from ledger.domain.events import (
+    KillSwitchActed,
     KillSwitchEngaged,
     KillSwitchReleased,
     OrderFilled,
@@ -131,6 +132,10 @@ def alerts_for(seq: int, event: object) -> list[Alert]:
             return [_alert(AlertKind.KILL_SWITCH_ENGAGED, "Kill switch engaged", _who(event), seq, event)]
         case KillSwitchReleased():
             return [_alert(AlertKind.KILL_SWITCH_RELEASED, "Kill switch released", _who(event), seq, event)]
+        case KillSwitchActed():
+            target = f" {event.client_order_id}" if event.client_order_id else ""
+            text = f"{event.action}{target}: {event.outcome}"
+            return [_alert(AlertKind.KILL_SWITCH_ENGAGED, "Kill switch action", text, seq, event)]
         case OrderFilled():
             return [_alert(AlertKind.ORDER_FILLED, "Order filled", fill_line(event), seq, event)]
         case OrderRejected():

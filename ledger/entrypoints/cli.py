@@ -431,6 +431,40 @@ def kill(
     out.print(f"kill switch engaged ({reason}): running sessions cancel their orders{then} and stop")
 
 
+@app.command()
+def alerts(
+    follow: Annotated[bool, typer.Option(help="keep delivering alerts as events arrive")] = False,
+    interval: Annotated[float, typer.Option(help="seconds between polls with --follow")] = 1.0,
+    duration: Annotated[
+        float | None, typer.Option("--for", help="stop following after this many seconds")
+    ] = None,
+    log: Annotated[Path | None, typer.Option(help="append JSON alert lines here (default: stderr)")] = None,
+    from_beginning: Annotated[
+        bool, typer.Option(help="on the first start, alert on the whole history, not only what follows")
+    ] = False,
+) -> None:
+    """Deliver alerts (kill switch, fills, rejections, reconciliations, run ends, daily summaries).
+
+    To a log (file or stderr) and, when $TRADELEDGER_TELEGRAM_TOKEN and
+    $TRADELEDGER_TELEGRAM_CHAT_ID are set, to Telegram. Each alert is sent once; a failing
+    notifier is retried with backoff and never loses an alert or holds up trading.
+    """
+    if interval <= 0:
+        _fail(f"--interval: {interval} must be a positive number of seconds", EXIT_BAD_INPUT)
+    # Imported here: only this command talks to notifiers.
+    from ledger.bootstrap.alerting import run_alerts  # noqa: PLC0415
+
+    sent = run_alerts(
+        _store(),
+        follow=follow,
+        interval_s=interval,
+        duration_s=duration,
+        log=log,
+        from_beginning=from_beginning,
+    )
+    out.print(f"alerts: {sent} delivered")
+
+
 tapes_app = typer.Typer(help="Market-data tapes of paper and live runs, and their retention.")
 app.add_typer(tapes_app, name="tapes")
 

@@ -122,6 +122,7 @@ def test_one_of_each_event_raises_the_alerts_it_should():
             AlertKind.ORDER_FILLED,
             AlertKind.ORDER_REJECTED,
             AlertKind.KILL_SWITCH_ENGAGED,
+            AlertKind.KILL_SWITCH_ENGAGED,  # the session's KillSwitchActed (an action's outcome)
             AlertKind.KILL_SWITCH_RELEASED,
             AlertKind.VENUE_MISMATCH,
             AlertKind.RUN_ENDED,
