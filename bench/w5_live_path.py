@@ -65,6 +65,9 @@ class Feed:
     def __init__(self, bars: list[Bar], history: int, gateway: CcxtGateway, venue: TimedVenue) -> None:
         self.bars, self.shown, self.gateway, self.venue = bars, history, gateway, venue
 
+    async def ping(self) -> str | None:
+        return None  # W5 measures the trip; health checks run every 30 s in a session
+
     async def order_book(self, depth: int) -> Any:
         t0 = time.perf_counter()  # a venue call: counted with the venue's time
         try:

@@ -285,6 +285,14 @@ class CcxtGateway:
         except _LOST_ANSWER:
             return None
 
+    async def ping(self) -> str | None:
+        """Ask the venue for its time; return None when it answered, else what went wrong."""
+        try:
+            await self._client.fetch_time()
+        except _LOST_ANSWER as e:
+            return f"{type(e).__name__}: {str(e)[:200]}"
+        return None
+
     async def open_client_order_ids(self) -> list[str]:
         """Return the client order ids of the symbol's orders open at the venue."""
         orders = await self._read(self._client.fetch_open_orders, self.symbol)

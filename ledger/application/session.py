@@ -11,9 +11,10 @@ submitted but never saw answered; the next start-up looks it up at the venue by 
 from __future__ import annotations
 
 import json
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal, localcontext
 from typing import Protocol
 from uuid import UUID
@@ -23,13 +24,17 @@ import numpy as np
 
 from ledger.application.candles import Bar, RollingCandles
 from ledger.application.decisions import DecisionSource
+from ledger.application.market_watch import MaintenanceWindow, WatchPolicy, gap, halt_reason, maintenance_step
 from ledger.domain.decisions import Decision, MarketContext
 from ledger.domain.errors import InvariantViolationError, LedgerError
 from ledger.domain.events import (
     DecisionAction,
     DecisionMade,
+    ExchangeHealthChecked,
+    ExchangeOutageDetected,
     KillSwitchActed,
     LedgerEvent,
+    MaintenanceApproached,
     MarketTapeRecorded,
     OrderAccepted,
     OrderCanceled,
@@ -46,6 +51,8 @@ from ledger.domain.events import (
     RunStarted,
     Side,
     SlippageEstimated,
+    SymbolHalted,
+    SymbolResumed,
     TradingMode,
     VenueReconciled,
 )
@@ -143,6 +150,10 @@ class MarketFeed(Protocol):
         """Return the top ``depth`` levels per side (None: the venue did not answer)."""
         ...
 
+    async def ping(self) -> str | None:
+        """Ask the venue for its time; return None when it answered, else what went wrong."""
+        ...
+
 
 class TapeWriter(Protocol):
     """Where a session records every bar it saw, and when (its market-data tape)."""
@@ -202,6 +213,8 @@ class SessionSpec:
     data_source: str  # e.g. "binance:BTC/USDT:1m"
     halted: bool = False
     max_drawdown: Decimal | None = None  # engage the kill switch beyond this drawdown (a fraction)
+    watch: WatchPolicy = field(default_factory=WatchPolicy)
+    maintenance: tuple[MaintenanceWindow, ...] = ()
     partial_fills: PartialFillPolicy = field(default_factory=PartialFillPolicy)
 
 
@@ -259,6 +272,12 @@ class TradingSession:
         self.decided = 0
         self.staged: list[LedgerEvent] = []
         self.halted = spec.halted
+        self.health_at: datetime | None = None
+        self.health_failures = 0
+        self.symbol_halt: tuple[str, Decimal | None, datetime] | None = None  # reason, price, checked
+        self.maintenance_done: set[tuple[datetime, str]] = set()
+        self.no_new_positions = False
+        self.volumes: deque[Decimal] = deque(maxlen=spec.watch.volume_window + 1)
         self.limits: dict[str, _Limit] = {}  # working limit orders under the partial-fill policy
         self.finishing: set[str] = set()  # canceled by the policy; the rest goes at market
         self.window = RollingCandles(
@@ -269,6 +288,11 @@ class TradingSession:
         """Record whatever the venue reports now (used after start-up recovery)."""
         await self._record_reports(await self.ports.venue.poll_fills())
         self._commit()
+
+    @property
+    def window_volumes(self) -> list[Decimal]:
+        """Return the volumes of the bars in the window (oldest first)."""
+        return list(self.volumes)
 
     def adopt(self, state: OrderState) -> None:
         """Track an earlier run's working order (recovered at start-up) for its fills."""
@@ -322,6 +346,7 @@ class TradingSession:
         seen_at = self.ports.clock.now()
         for bar in (await self.ports.feed.closed_bars(None))[-WINDOW_BARS:]:  # history: no decisions
             self.window.append(bar)
+            self.volumes.append(bar.volume)
             self.ports.tape.write(bar, seen_at, history=True)
             self.bars = [bar]
         seen = self.ports.kill_switch.state()
@@ -377,58 +402,40 @@ class TradingSession:
     async def _halt(self, state: KillSwitchState) -> None:
         """Carry out the kill switch: cancel every working order, flatten if asked, stop."""
         self.halted = True
-        for client_order_id, order in list(self.orders.items()):
-            if order.status not in (
-                OrderStatus.ACCEPTED,
-                OrderStatus.PARTIALLY_FILLED,
-                OrderStatus.SUBMITTED,
-            ):
-                continue
-            event = OrderCancelRequested(
-                originator_id=order_stream_id(client_order_id),
-                originator_version=order.version + 1,
-                occurred_at=self.ports.clock.now(),
-                run_id=order.run_id,
-                client_order_id=client_order_id,
-                reason=f"kill switch: {state.reason}",
-            )
-            self._append(event)
-            self._commit()
-            self.orders[client_order_id] = evolve(order, event)
-            self.finishing.discard(client_order_id)
-            await self.ports.venue.cancel(client_order_id)
+        for client_order_id in await self._cancel_all(f"kill switch: {state.reason}"):
             self._acted("cancel", client_order_id, "cancel requested at the venue")
         await self._record_reports(await self.ports.venue.poll_fills())
         if state.liquidate:
-            await self._liquidate(state)
+            rationale = f"kill switch ({state.reason}): flatten at market"
+            client_order_id, outcome = await self._flatten("kill_switch", rationale)
+            self._acted("liquidate", client_order_id, outcome)
         self._acted("stop", "", f"the strategy stopped: {state.reason} ({state.actor})")
         self._commit()
 
-    async def _liquidate(self, state: KillSwitchState) -> None:
+    async def _flatten(self, source: str, rationale: str) -> tuple[str, str]:
+        """Sell the free base balance at market (past any pause); return the order and its fate."""
         run = self.portfolio.runs[self.run_id]
         base = self.spec.instrument.base_asset
         free = run.balance(base).free
         if free <= ZERO or not self.bars:
-            self._acted("liquidate", "", f"nothing to flatten: {free} {base} free")
-            return
+            return "", f"nothing to flatten: {free} {base} free"
         before = self.decided + 1
         decision = Decision(
-            instrument=self.spec.instrument.symbol,
-            action=DecisionAction.SELL,
-            qty=free,
-            rationale=f"kill switch ({state.reason}): flatten at market",
+            instrument=self.spec.instrument.symbol, action=DecisionAction.SELL, qty=free, rationale=rationale
         )
-        await self._act(decision, self.bars[-1].close, source="kill_switch", override_halt=True)
+        await self._act(decision, self.bars[-1].close, source=source, override_halt=True)
         client_order_id = self.ports.ids.client_order_id(self.run_id, before)
-        for _ in range(LIQUIDATION_POLLS):  # bounded: record the flattening's fills before stopping
+        for _ in range(LIQUIDATION_POLLS):  # bounded: record the flattening's fills before going on
             order = self.orders.get(client_order_id)
             if order is None or order.status in TERMINAL:
                 break
             await anyio.sleep(LIQUIDATION_POLL_S)
             await self._record_reports(await self.ports.venue.poll_fills())
         order = self.orders.get(client_order_id)
-        outcome = "denied by the exchange rules" if order is None else f"sell order {order.status.value}"
-        self._acted("liquidate", client_order_id, outcome)
+        return (
+            client_order_id,
+            "denied by the exchange rules" if order is None else f"sell order {order.status.value}",
+        )
 
     def _acted(self, action: str, client_order_id: str, outcome: str) -> None:
         self._append(
@@ -454,11 +461,15 @@ class TradingSession:
             await self._on_bar(bar)
         await self._record_reports(await self.ports.venue.poll_fills())
         await self._police_limits()
+        await self._check_health()
+        await self._check_resumption()
+        await self._check_maintenance()
         self._commit()
 
     async def _on_bar(self, bar: Bar) -> None:
         self.bars = [bar]  # the last bar seen (the window holds the history)
         self.window.append(bar)
+        self.volumes.append(bar.volume)
         now = self.ports.clock.now()
         self.ports.tape.write(bar, now)
         self.ports.venue.on_bar(bar)
@@ -473,6 +484,7 @@ class TradingSession:
                 price=bar.close,
             )
         )
+        await self._check_halt(bar)
         window = self.window.candles()
         last = len(window) - 1
         if bool(np.any(self.strategy.candidate_bars(window) == last)):
@@ -577,6 +589,14 @@ class TradingSession:
         )
         if refusal is not None:  # the exchange rules come first: the order never reaches the venue
             denial = Denial(reason=refusal.reason.value, detail=refusal.detail)
+        elif denial is None and self.symbol_halt is not None and not override_halt:
+            denial = Denial(
+                reason="symbol_halted", detail=f"{self.spec.instrument.symbol}: {self.symbol_halt[0]}"
+            )
+        elif denial is None and self.no_new_positions and side is Side.BUY and not override_halt:
+            denial = Denial(
+                reason="maintenance", detail="no new positions before the venue's maintenance window"
+            )
         elif (
             denial is None
             and estimated is not None
@@ -653,6 +673,161 @@ class TradingSession:
             insufficient_depth=estimate.insufficient_depth,
             levels_used=estimate.levels_used,
         )
+
+    async def _check_health(self) -> None:
+        # C11: a timed ping; three failures in a row are an outage, which engages the kill switch
+        # (it cancels what it can, stops new orders and is alerted on).
+        now = self.ports.clock.now()
+        policy = self.spec.watch
+        if self.health_at is not None and (now - self.health_at).total_seconds() < policy.health_every_s:
+            return
+        self.health_at = now
+        error = await self.ports.feed.ping()
+        latency = Decimal((self.ports.clock.now() - now) // timedelta(microseconds=1)) / 1000
+        self.health_failures = 0 if error is None else self.health_failures + 1
+        if error is not None:
+            detail = error
+        elif latency > policy.slow_ms:
+            detail = f"slow: {latency} ms, over {policy.slow_ms} ms"
+        else:
+            detail = "ok"
+        self._append(
+            ExchangeHealthChecked(
+                originator_id=run_stream_id(self.run_id),
+                originator_version=self._run_event_version(),
+                occurred_at=now,
+                run_id=self.run_id,
+                venue=self.ports.venue.venue,
+                ok=error is None,
+                latency_ms=None if error is not None else latency,
+                failures=self.health_failures,
+                detail=detail,
+            )
+        )
+        if self.health_failures == policy.failures_for_outage:
+            self._append(
+                ExchangeOutageDetected(
+                    originator_id=run_stream_id(self.run_id),
+                    originator_version=self._run_event_version(),
+                    occurred_at=now,
+                    run_id=self.run_id,
+                    venue=self.ports.venue.venue,
+                    failures=self.health_failures,
+                    detail=detail,
+                )
+            )
+            self._commit()
+            reason = f"exchange outage: {self.health_failures} failed health checks ({detail})"
+            self.ports.kill_switch.engage(reason=reason, actor="outage", liquidate=False)
+
+    async def _check_halt(self, bar: Bar) -> None:
+        if self.symbol_halt is not None:
+            return
+        book = await self.ports.feed.order_book(5)
+        if book is None:
+            return  # no answer is the health check's business, not a halt
+        volumes = self.window_volumes
+        reason = halt_reason(self.spec.watch, volumes=volumes, bids=book.bids, asks=book.asks)
+        if reason is None:
+            return
+        now = self.ports.clock.now()
+        self.symbol_halt = (reason, bar.close, now)
+        self._append(
+            SymbolHalted(
+                originator_id=run_stream_id(self.run_id),
+                originator_version=self._run_event_version(),
+                occurred_at=now,
+                run_id=self.run_id,
+                instrument=self.spec.instrument.symbol,
+                reason=reason,
+                price_last=bar.close,
+            )
+        )
+        await self._cancel_all(f"symbol halted: {reason}")
+
+    async def _check_resumption(self) -> None:
+        if self.symbol_halt is None:
+            return
+        reason, price_before, checked = self.symbol_halt
+        now = self.ports.clock.now()
+        if (now - checked).total_seconds() < self.spec.watch.resume_every_s:
+            return
+        self.symbol_halt = (reason, price_before, now)
+        book = await self.ports.feed.order_book(5)
+        if book is None or halt_reason(
+            self.spec.watch, volumes=self.window_volumes, bids=book.bids, asks=book.asks
+        ):
+            return
+        with localcontext(LEDGER_CONTEXT):
+            price_after = (book.bids[0][0] + book.asks[0][0]) / 2
+        moved = gap(price_before, price_after)
+        self.symbol_halt = None
+        self._append(
+            SymbolResumed(
+                originator_id=run_stream_id(self.run_id),
+                originator_version=self._run_event_version(),
+                occurred_at=now,
+                run_id=self.run_id,
+                instrument=self.spec.instrument.symbol,
+                price_before=price_before,
+                price_after=price_after,
+                gap=moved,
+                review=moved is not None and moved > self.spec.watch.gap_review,
+            )
+        )
+
+    async def _check_maintenance(self) -> None:
+        now = self.ports.clock.now()
+        found = maintenance_step(self.spec.watch, now, self.spec.maintenance)
+        self.no_new_positions = found is not None
+        if found is None:
+            return
+        window, action = found
+        if (window.start, action) in self.maintenance_done:
+            return
+        self.maintenance_done.add((window.start, action))
+        self._append(
+            MaintenanceApproached(
+                originator_id=run_stream_id(self.run_id),
+                originator_version=self._run_event_version(),
+                occurred_at=now,
+                run_id=self.run_id,
+                venue=self.ports.venue.venue,
+                window_start=window.start,
+                window_end=window.end,
+                action=action,
+            )
+        )
+        if action == "flatten":
+            await self._cancel_all("maintenance ahead")
+            await self._flatten(
+                "maintenance", f"flat before maintenance at {window.start:%Y-%m-%d %H:%M} UTC"
+            )
+
+    async def _cancel_all(self, reason: str) -> list[str]:
+        canceled = []
+        for client_order_id, order in list(self.orders.items()):
+            if order.status not in (
+                OrderStatus.ACCEPTED,
+                OrderStatus.PARTIALLY_FILLED,
+                OrderStatus.SUBMITTED,
+            ):
+                continue
+            event = OrderCancelRequested(
+                originator_id=order_stream_id(client_order_id),
+                originator_version=order.version + 1,
+                occurred_at=self.ports.clock.now(),
+                run_id=order.run_id,
+                client_order_id=client_order_id,
+                reason=reason,
+            )
+            self._append(event)
+            self._commit()
+            self.orders[client_order_id] = evolve(order, event)
+            self.finishing.discard(client_order_id)
+            await self.ports.venue.cancel(client_order_id)
+            canceled.append(client_order_id)
+        return canceled
 
     async def _police_limits(self) -> None:
         # The partial-fill policy (C4) on every working limit order, every few seconds.

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Literal
 
 import anyio
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from ledger.adapters.clock import SystemClock
 from ledger.adapters.exchange_ccxt import CcxtGateway, VenueConfig
@@ -34,6 +34,7 @@ from ledger.adapters.exchange_paper import PaperGateway
 from ledger.adapters.ids import RandomIds
 from ledger.adapters.store import LedgerStore, is_postgres_url
 from ledger.adapters.tape import JsonlTape
+from ledger.application.market_watch import MaintenanceWindow, WatchPolicy
 from ledger.application.session import (
     Reconciliation,
     SessionSpec,
@@ -76,6 +77,15 @@ def _positive_decimal(value: str, field: str) -> str:
     return value
 
 
+class MaintenanceEntry(BaseModel):
+    """One maintenance window (TOML datetimes with a zone)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    start: AwareDatetime
+    end: AwareDatetime
+
+
 class SessionSection(BaseModel):
     """``[session]``: what to trade and for how long."""
 
@@ -97,6 +107,12 @@ class SessionSection(BaseModel):
     partial_fill_check_seconds: float = Field(default=5, ge=0)
     # Engage the kill switch when the run's equity falls this far below its peak (0.2 = 20 %).
     max_drawdown: float | None = Field(default=None, gt=0, lt=1)
+    # Exchange health and halts (SPEC §7 defaults).
+    health_check_seconds: float = Field(default=30, gt=0)
+    health_failures_for_outage: int = Field(default=3, ge=1)
+    halt_resume_check_seconds: float = Field(default=10, gt=0)
+    # Announced maintenance windows, UTC: [{ start = 2026-12-01T02:00:00Z, end = ... }]
+    maintenance: list[MaintenanceEntry] = Field(default_factory=list)
 
     @field_validator("cash")
     @classmethod
@@ -261,6 +277,12 @@ async def _run(
             data_source=f"{gateway.venue}:{instrument.symbol}:{section.timeframe}",
             halted=kill_switch_engaged(store.read_stream(run_stream_id(CONTROL_RUN_ID))),
             max_drawdown=None if section.max_drawdown is None else Decimal(str(section.max_drawdown)),
+            watch=WatchPolicy(
+                health_every_s=section.health_check_seconds,
+                failures_for_outage=section.health_failures_for_outage,
+                resume_every_s=section.halt_resume_check_seconds,
+            ),
+            maintenance=tuple(MaintenanceWindow(start=m.start, end=m.end) for m in section.maintenance),
             partial_fills=PartialFillPolicy(
                 finish_ratio=Decimal(str(section.partial_fill_finish_ratio)),
                 max_distance=Decimal(str(section.partial_fill_max_distance)),

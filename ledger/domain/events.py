@@ -419,6 +419,66 @@ class KillSwitchActed(_Event):
 
 
 @dataclass(frozen=True, kw_only=True)
+class ExchangeHealthChecked(_Event):
+    """A session checked that its venue answers, and how fast."""
+
+    class_version: ClassVar[int] = 1
+
+    venue: str
+    ok: bool
+    latency_ms: Decimal | None  # None when it did not answer
+    failures: int  # consecutive failed checks, this one included
+    detail: str  # "ok", "slow: ...", or the error
+
+
+@dataclass(frozen=True, kw_only=True)
+class ExchangeOutageDetected(_Event):
+    """A session found its venue down (consecutive failed health checks) and ran the outage procedure."""
+
+    class_version: ClassVar[int] = 1
+
+    venue: str
+    failures: int
+    detail: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class SymbolHalted(_Event):
+    """A session found a symbol's market halted: an empty book, or no volume with a wide spread."""
+
+    class_version: ClassVar[int] = 1
+
+    instrument: str
+    reason: str
+    price_last: Decimal | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class SymbolResumed(_Event):
+    """A halted symbol's market came back; a large gap is flagged for review."""
+
+    class_version: ClassVar[int] = 1
+
+    instrument: str
+    price_before: Decimal | None
+    price_after: Decimal | None
+    gap: Decimal | None  # |after - before| / before
+    review: bool  # the gap is beyond the review threshold (10 %)
+
+
+@dataclass(frozen=True, kw_only=True)
+class MaintenanceApproached(_Event):
+    """A session acted ahead of a venue's maintenance window."""
+
+    class_version: ClassVar[int] = 1
+
+    venue: str
+    window_start: datetime
+    window_end: datetime
+    action: str  # no_new_positions or flatten
+
+
+@dataclass(frozen=True, kw_only=True)
 class AdminPassphraseSet(_Event):
     """The operator set the admin passphrase; only its scrypt hash is recorded."""
 
@@ -466,6 +526,11 @@ LedgerEvent = (
     | KillSwitchReleased
     | KillSwitchActed
     | AdminPassphraseSet
+    | ExchangeHealthChecked
+    | ExchangeOutageDetected
+    | SymbolHalted
+    | SymbolResumed
+    | MaintenanceApproached
 )
 
 EVENT_TYPES: tuple[type[LedgerEvent], ...] = (
@@ -492,4 +557,9 @@ EVENT_TYPES: tuple[type[LedgerEvent], ...] = (
     KillSwitchReleased,
     KillSwitchActed,
     AdminPassphraseSet,
+    ExchangeHealthChecked,
+    ExchangeOutageDetected,
+    SymbolHalted,
+    SymbolResumed,
+    MaintenanceApproached,
 )

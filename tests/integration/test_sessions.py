@@ -730,3 +730,87 @@ def test_a_drawdown_beyond_the_limit_engages_the_kill_switch(cli, tmp_path: Path
     status = json.loads(cli("--ledger", ledger, "kill", "--status", "--json").stdout)
     assert (status["engaged"], status["actor"]) == (True, "drawdown")
     assert "beyond the limit 0.00001" in status["reason"]
+
+
+# -- exchange health, halts, maintenance (C11) ----------------------------------------------------
+
+
+def test_an_empty_book_halts_the_symbol_and_its_return_resumes_it(
+    cli, tmp_path: Path, sim: Sim, tradeledger_argv: list[str]
+) -> None:
+    ledger = tmp_path / "h.db"
+    config = _config(tmp_path / "h.toml", sim, seconds=60, extra="halt_resume_check_seconds = 0.3\n")
+    session = _start_live(tradeledger_argv, ledger, config)
+    try:
+        _wait_for(lambda: len(sim.orders()) > 0)
+        _http(f"{sim.base}/sim/market?symbol=BTCUSDT&book=empty", method="POST")
+        _wait_for(
+            lambda: ledger.exists() and any(type(e).__name__ == "SymbolHalted" for e in _events(ledger))
+        )
+        time.sleep(1.5)  # bars go on closing while halted: decisions are denied
+        _http(f"{sim.base}/sim/market?symbol=BTCUSDT&book=normal", method="POST")
+        _wait_for(lambda: any(type(e).__name__ == "SymbolResumed" for e in _events(ledger)))
+        session.send_signal(signal.SIGTERM)
+        _, err = session.communicate(timeout=30)
+    finally:
+        session.kill()
+
+    assert session.returncode == 0, err
+    events = _events(ledger)
+    [halted] = [e for e in events if type(e).__name__ == "SymbolHalted"]
+    [resumed] = [e for e in events if type(e).__name__ == "SymbolResumed"]
+    assert halted.reason == "the book has no bids"
+    assert resumed.price_before == halted.price_last
+    assert resumed.review is (resumed.gap > D("0.10"))
+    between = events[events.index(halted) : events.index(resumed)]
+    submitted = [e for e in between if isinstance(e, OrderSubmitted)]
+    assert submitted == []  # nothing reached the venue while halted
+
+
+def test_three_failed_health_checks_are_an_outage_that_engages_the_kill_switch(
+    cli, tmp_path: Path, sim: Sim, tradeledger_argv: list[str]
+) -> None:
+    ledger = tmp_path / "o.db"
+    config = _config(tmp_path / "o.toml", sim, seconds=60, extra="health_check_seconds = 0.2\n")
+    config.write_text(config.read_text().replace("timeout_ms = 15000", "timeout_ms = 1000"))
+    session = _start_live(tradeledger_argv, ledger, config)
+    try:
+        _wait_for(
+            lambda: (
+                ledger.exists() and any(type(e).__name__ == "ExchangeHealthChecked" for e in _events(ledger))
+            )
+        )
+        sim.faults("latency=2500")  # every answer now comes after the client gave up
+        _, err = session.communicate(timeout=60)
+    finally:
+        session.kill()
+        sim.faults("")
+
+    assert session.returncode == 0, err
+    events = _events(ledger)
+    checks = [e for e in events if type(e).__name__ == "ExchangeHealthChecked"]
+    assert [c.failures for c in checks if not c.ok][:3] == [1, 2, 3]
+    [outage] = [e for e in events if type(e).__name__ == "ExchangeOutageDetected"]
+    assert outage.failures == 3
+    status = json.loads(cli("--ledger", ledger, "kill", "--status", "--json").stdout)
+    assert (status["engaged"], status["actor"]) == (True, "outage")
+    assert isinstance(events[-1], RunEnded)
+
+
+def test_ten_minutes_before_maintenance_the_session_is_flat_and_opens_nothing(
+    cli, tmp_path: Path, sim: Sim
+) -> None:
+    from datetime import UTC, datetime, timedelta  # noqa: PLC0415
+
+    start = datetime.now(tz=UTC) + timedelta(minutes=5)
+    end = start + timedelta(hours=1)
+    window = f"maintenance = [{{ start = {start:%Y-%m-%dT%H:%M:%SZ}, end = {end:%Y-%m-%dT%H:%M:%SZ} }}]\n"
+    config = _config(tmp_path / "m.toml", sim, seconds=4, extra=window)
+
+    code, _, err = cli("--ledger", tmp_path / "m.db", "live", "--config", config, env=ENV)
+
+    assert code == 0, err
+    events = _events(tmp_path / "m.db")
+    assert [e.action for e in events if type(e).__name__ == "MaintenanceApproached"] == ["flatten"]
+    assert sim.orders() == []  # no new positions: every buy was denied before the venue
+    assert {e.reason for e in events if type(e).__name__ == "OrderDenied"} <= {"maintenance"}

@@ -126,6 +126,8 @@ def test_one_of_each_event_raises_the_alerts_it_should():
             AlertKind.KILL_SWITCH_RELEASED,
             AlertKind.VENUE_MISMATCH,
             AlertKind.RUN_ENDED,
+            AlertKind.OUTAGE,  # ExchangeOutageDetected, through the name-prefix hook
+            AlertKind.HALT,  # SymbolHalted, likewise
         ]
     )
 

@@ -105,6 +105,9 @@ class Feed:
     async def order_book(self, depth: int) -> OrderBook | None:  # noqa: ARG002 - the port's signature
         return self.book
 
+    async def ping(self) -> str | None:
+        return None
+
     async def closed_bars(self, since_ms: int | None) -> list[Bar]:
         if since_ms is None:
             return BARS[: self.shown]
