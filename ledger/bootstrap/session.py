@@ -32,6 +32,7 @@ from ledger.adapters.clock import SystemClock
 from ledger.adapters.exchange_ccxt import CcxtGateway, VenueConfig
 from ledger.adapters.exchange_paper import PaperGateway
 from ledger.adapters.ids import RandomIds
+from ledger.adapters.keystore import KeyRefusedError, KeyStore
 from ledger.adapters.store import LedgerStore, is_postgres_url
 from ledger.adapters.tape import JsonlTape
 from ledger.application.market_watch import MaintenanceWindow, WatchPolicy
@@ -139,6 +140,11 @@ class VenueSection(BaseModel):
     timeout_ms: int = Field(default=5000, ge=100, le=60_000)
     api_key_env: str = "TRADELEDGER_API_KEY"
     api_secret_env: str = "TRADELEDGER_API_SECRET"  # noqa: S105 - the name of a variable, not a secret
+    # Or a key from the encrypted key store (`tradeledger keys add`): its label, and the file
+    # (default $TRADELEDGER_KEYS, else ~/.tradeledger/keys.enc); the passphrase comes from
+    # $TRADELEDGER_KEYS_PASSPHRASE.
+    key_label: str | None = None
+    keys_file: str | None = None
 
 
 class SessionConfig(BaseModel):
@@ -171,6 +177,33 @@ def load_session_config(path: Path) -> SessionConfig:
         where = ".".join(str(p) for p in first["loc"])
         msg = f"--config {path}: {where}: {first['msg']}; fix that field (unknown keys are refused)"
         raise BadInputError(msg) from e
+
+
+def _credentials(venue: VenueSection, mode: TradingMode) -> tuple[str, str]:
+    """Return the API key and secret: from the key store when a label is given, else the environment.
+
+    Raises:
+        ParameterError: the key store's passphrase is not set.
+        KeyRefusedError: a live session's key lacks the trade permission (exit 4).
+    """
+    if venue.key_label is None:
+        return os.environ.get(venue.api_key_env, ""), os.environ.get(venue.api_secret_env, "")
+    passphrase = os.environ.get("TRADELEDGER_KEYS_PASSPHRASE")
+    if not passphrase:
+        msg = "venue.key_label: set $TRADELEDGER_KEYS_PASSPHRASE to open the key store"
+        raise ParameterError(msg)
+    path = Path(
+        venue.keys_file or os.environ.get("TRADELEDGER_KEYS") or Path.home() / ".tradeledger" / "keys.enc"
+    )
+    keys = KeyStore(path).load(passphrase)
+    stored = keys.get(venue.key_label)
+    if stored is None:
+        msg = f"venue.key_label: no key {venue.key_label!r} in {path}; add it with `tradeledger keys add`"
+        raise ParameterError(msg)
+    if mode is TradingMode.LIVE and "trade" not in stored.permissions:
+        msg = f"venue.key_label: key {venue.key_label!r} may only read; live trading needs a trade key"
+        raise KeyRefusedError(msg)
+    return stored.api_key, stored.api_secret.reveal()
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -212,8 +245,7 @@ def run_session(config_path: Path, mode: TradingMode, ledger_url: str) -> Sessio
     config = load_session_config(config_path)
     section = config.session
     strategy = build_strategy(section.strategy, section.params)
-    key = os.environ.get(config.venue.api_key_env, "")
-    secret = os.environ.get(config.venue.api_secret_env, "")
+    key, secret = _credentials(config.venue, mode)
     if mode is TradingMode.LIVE and not (key and secret):
         msg = (
             f"venue: live trading needs ${config.venue.api_key_env} and ${config.venue.api_secret_env} "

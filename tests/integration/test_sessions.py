@@ -814,3 +814,50 @@ def test_ten_minutes_before_maintenance_the_session_is_flat_and_opens_nothing(
     assert [e.action for e in events if type(e).__name__ == "MaintenanceApproached"] == ["flatten"]
     assert sim.orders() == []  # no new positions: every buy was denied before the venue
     assert {e.reason for e in events if type(e).__name__ == "OrderDenied"} <= {"maintenance"}
+
+
+# -- keys (C12): a live session on a stored key; the secret appears nowhere -----------------------
+
+
+def test_a_live_session_on_a_stored_key_never_writes_the_secret_anywhere(
+    cli, tmp_path: Path, sim: Sim
+) -> None:
+    keys = tmp_path / "keys" / "keys.enc"
+    env = {"TRADELEDGER_KEYS_PASSPHRASE": "a passphrase for the key store"}
+    added = cli(
+        "keys", "add", "--keys", keys, "--exchange", "binance", "--label", "sim",
+        "--api-key", KEY, "--api-secret", SECRET, "--permissions", "read,trade", env=env,
+    )  # fmt: skip
+    assert added.returncode == 0, added.stderr
+    ledger = tmp_path / "sk.db"
+    config = _config(tmp_path / "sk.toml", sim, seconds=4)  # [venue] is last: the key comes from the store
+    config.write_text(config.read_text() + f'key_label = "sim"\nkeys_file = "{keys}"\n')
+
+    run = cli("--ledger", ledger, "live", "--config", config, "--json", env=env)
+    query = cli("--ledger", ledger, "query", "SELECT * FROM events", "--json")
+    export = cli("--ledger", ledger, "export", json.loads(run.stdout)["run_id"])
+
+    assert run.returncode == 0, run.stderr
+    assert json.loads(run.stdout)["orders"] > 0  # it really traded with the stored key
+    places = [run.stdout, run.stderr, query.stdout, export.stdout, config.read_text()]
+    files = [ledger, ledger.with_suffix(".duckdb"), *(ledger.parent / "sk.db.tapes").iterdir(), keys]
+    places.extend(path.read_bytes().decode(errors="replace") for path in files)
+    assert all(SECRET not in text for text in places)
+
+
+def test_a_read_only_key_cannot_trade_live(cli, tmp_path: Path, sim: Sim) -> None:
+    keys = tmp_path / "keys.enc"
+    env = {"TRADELEDGER_KEYS_PASSPHRASE": "a passphrase for the key store"}
+    added = cli(
+        "keys", "add", "--keys", keys, "--exchange", "binance", "--label", "ro",
+        "--api-key", KEY, "--api-secret", SECRET, "--permissions", "read", env=env,
+    )  # fmt: skip
+    assert added.returncode == 0, added.stderr
+    config = _config(tmp_path / "ro.toml", sim, seconds=1)
+    config.write_text(config.read_text() + f'key_label = "ro"\nkeys_file = "{keys}"\n')
+
+    code, _, err = cli("--ledger", tmp_path / "ro.db", "live", "--config", config, env=env)
+
+    assert code == 4
+    assert "trade" in err
+    assert not (tmp_path / "ro.db").exists()
