@@ -28,7 +28,7 @@ from ledger.adapters.store import LedgerStore, StoreError, is_postgres_url
 from ledger.bootstrap import safety
 from ledger.bootstrap.follow import AnalyticsFollower, SyncStep
 from ledger.bootstrap.replay import replay_run
-from ledger.bootstrap.session import run_session, tapes_folder
+from ledger.bootstrap.session import load_session_config, run_session, tapes_folder
 from ledger.bootstrap.tapes import list_tapes, prune_tapes, replay_as_backtest
 from ledger.domain.errors import (
     BadInputError,
@@ -463,6 +463,24 @@ def alerts(
         from_beginning=from_beginning,
     )
     out.print(f"alerts: {sent} delivered")
+
+
+config_app = typer.Typer(help="Config files.")
+app.add_typer(config_app, name="config")
+
+
+@config_app.command("check")
+def config_check(
+    file: Annotated[Path, typer.Argument(help="a paper/live session config (TOML)")],
+    as_json: Annotated[bool, typer.Option("--json", help="print the validated config as JSON")] = False,
+) -> None:
+    """Validate a session config: exit 0, or 2 with one sentence naming the field and the fix."""
+    config = load_session_config(file)
+    if as_json:
+        sys.stdout.write(config.model_dump_json() + "\n")
+        return
+    venue = config.venue.api_url or f"the real {config.venue.exchange}"
+    out.print(f"{file}: valid ({config.session.symbol} with {config.session.strategy} on {venue})")
 
 
 tapes_app = typer.Typer(help="Market-data tapes of paper and live runs, and their retention.")

@@ -861,3 +861,18 @@ def test_a_read_only_key_cannot_trade_live(cli, tmp_path: Path, sim: Sim) -> Non
     assert code == 4
     assert "trade" in err
     assert not (tmp_path / "ro.db").exists()
+
+
+def test_config_check_validates_without_running(cli, tmp_path: Path) -> None:
+    good = tmp_path / "good.toml"
+    good.write_text('[session]\nsymbol = "BTC/USDT"\n[venue]\napi_url = "http://127.0.0.1:1/api/v3"\n')
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[session]\nmax_drawdown = 3\n")
+
+    ok = cli("config", "check", good)
+    refused = cli("config", "check", bad)
+
+    assert ok.returncode == 0, ok.stderr
+    assert "valid" in ok.stdout
+    assert refused.returncode == 2
+    assert "session.max_drawdown" in refused.stderr
