@@ -13,10 +13,9 @@ from __future__ import annotations
 import json
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import datetime, timedelta
 from decimal import Decimal, localcontext
-from typing import Protocol
 from uuid import UUID
 
 import anyio
@@ -24,9 +23,25 @@ import numpy as np
 
 from ledger.application.candles import Bar, RollingCandles
 from ledger.application.decisions import DecisionSource
-from ledger.application.market_watch import MaintenanceWindow, WatchPolicy, gap, halt_reason, maintenance_step
+from ledger.application.market_watch import gap, halt_reason, maintenance_step
+from ledger.application.session_ports import (
+    KillSwitch,
+    Limit,
+    MarketFeed,
+    NoKillSwitch,
+    OrderBook,
+    Reconciliation,
+    SessionSpec,
+    SessionVenue,
+    SessionWiring,
+    TapeWriter,
+    VenueOrderAbsentError,
+    VenueOrderUnknownError,
+    VenueRejectedError,
+    canonical,
+)
 from ledger.domain.decisions import Decision, MarketContext
-from ledger.domain.errors import InvariantViolationError, LedgerError
+from ledger.domain.errors import InvariantViolationError
 from ledger.domain.events import (
     DecisionAction,
     DecisionMade,
@@ -57,8 +72,7 @@ from ledger.domain.events import (
     VenueReconciled,
 )
 from ledger.domain.identifiers import order_stream_id, run_stream_id
-from ledger.domain.instruments import Instrument
-from ledger.domain.market_rules import MarketRules, OrderRefusal, PreparedOrder, prepare_order
+from ledger.domain.market_rules import OrderRefusal, PreparedOrder, prepare_order
 from ledger.domain.numbers import LEDGER_CONTEXT, ZERO, D, plain
 from ledger.domain.order import (
     TERMINAL,
@@ -70,187 +84,37 @@ from ledger.domain.order import (
     evolve,
     fill_events,
 )
-from ledger.domain.partial_fills import PartialFillPolicy, PolicyStep, remaining, verdict
+from ledger.domain.partial_fills import PolicyStep, remaining, verdict
 from ledger.domain.slippage import DEPTH_LEVELS_DEFAULT as DEPTH_LEVELS
 from ledger.domain.slippage import VOLATILITY_CLOSES, estimate_fill, volatility_adjusted
 from ledger.domain.trading_session import Denial, KillSwitchState, gate
-from ledger.ports import Clock, EventStore, IdGenerator
 from projections.checkpoints import figures
 from projections.portfolio import PortfolioProjection, RunView
 
 # Why 500: the most bars one ccxt fetch_ohlcv returns from Binance by default, and enough
 # history for any window the built-in strategies take.
+__all__ = [
+    "KillSwitch",
+    "MarketFeed",
+    "NoKillSwitch",
+    "OrderBook",
+    "Reconciliation",
+    "SessionSpec",
+    "SessionVenue",
+    "SessionWiring",
+    "TapeWriter",
+    "TradingSession",
+    "VenueOrderAbsentError",
+    "VenueOrderUnknownError",
+    "VenueRejectedError",
+]
+
 WINDOW_BARS = 500
 # Why 25 x 0.2 s: a market order fills in milliseconds; five seconds covers a slow venue, and a
 # fill arriving later is still recorded by the next start-up's recovery.
 LIQUIDATION_POLLS = 25
 LIQUIDATION_POLL_S = 0.2
 VOLATILITY_MIN_CLOSES = 3  # two log returns: the least a standard deviation needs
-
-
-class VenueRejectedError(LedgerError):
-    """The venue refused an order; ``reason`` is machine-readable."""
-
-    def __init__(self, reason: str, detail: str) -> None:
-        """Keep the reason and the venue's words."""
-        super().__init__(detail)
-        self.reason = reason
-
-
-class VenueOrderUnknownError(LedgerError):
-    """The venue's answer was lost and lookups by client order id did not settle whether it exists."""
-
-
-class VenueOrderAbsentError(VenueOrderUnknownError):
-    """The venue answered, repeatedly, that it has no order with this client order id."""
-
-
-class SessionVenue(Protocol):
-    """Where a session's orders go: the paper simulator or a live exchange."""
-
-    venue: str
-
-    def on_bar(self, bar: Bar) -> None:
-        """See a newly closed bar (the paper venue fills on it; a live venue ignores it)."""
-        ...
-
-    async def submit_order(self, order: OrderPlaced) -> VenueAck:
-        """Send an order once; raise VenueRejectedError or VenueOrderUnknownError."""
-        ...
-
-    async def recover(self, client_order_id: str) -> VenueAck:
-        """Find an order by client order id; raise VenueOrderUnknownError if the venue has none."""
-        ...
-
-    async def poll_fills(self) -> list[FillReport | OrderEnded]:
-        """Return fills and ends reported since the last call."""
-        ...
-
-    async def cancel(self, client_order_id: str) -> None:
-        """Ask the venue to cancel what is left of an order (its end comes through poll_fills)."""
-        ...
-
-
-@dataclass(frozen=True, kw_only=True)
-class OrderBook:
-    """The venue's visible book, best level first on each side."""
-
-    bids: list[tuple[Decimal, Decimal]]
-    asks: list[tuple[Decimal, Decimal]]
-
-
-class MarketFeed(Protocol):
-    """Closed bars and the order book of the session's instrument from the venue."""
-
-    async def closed_bars(self, since_ms: int | None) -> list[Bar]:
-        """Return closed bars opening at or after ``since_ms`` (None: the latest window)."""
-        ...
-
-    async def order_book(self, depth: int) -> OrderBook | None:
-        """Return the top ``depth`` levels per side (None: the venue did not answer)."""
-        ...
-
-    async def ping(self) -> str | None:
-        """Ask the venue for its time; return None when it answered, else what went wrong."""
-        ...
-
-
-class TapeWriter(Protocol):
-    """Where a session records every bar it saw, and when (its market-data tape)."""
-
-    def write(self, bar: Bar, seen_at: datetime, *, history: bool = False) -> None:
-        """Append one bar (``history``: a warm-up bar the session did not decide on)."""
-        ...
-
-    def close(self) -> tuple[str, str, int]:
-        """Finish the tape; return its name, sha256 and number of bars."""
-        ...
-
-
-@dataclass(frozen=True, kw_only=True)
-class _Limit:
-    price_limit: Decimal
-    qty: Decimal
-    since: datetime  # when it was sent
-    checked: datetime  # when the policy last looked at it
-
-
-@dataclass(frozen=True, kw_only=True)
-class Reconciliation:
-    """What the venue holds against what the ledger expected, at a live start-up."""
-
-    venue: dict[str, Decimal]
-    ledger: dict[str, Decimal]
-    orders_unknown: list[str]  # client order ids open at the venue that the ledger does not know
-
-    def differences(self) -> dict[str, Decimal]:
-        """Return venue minus ledger for every asset where they differ."""
-        with localcontext(LEDGER_CONTEXT):
-            found = {
-                a: self.venue.get(a, ZERO) - self.ledger.get(a, ZERO)
-                for a in self.venue.keys() | self.ledger.keys()
-            }
-        return {a: d for a, d in sorted(found.items()) if d != ZERO}
-
-
-def _canonical(value: object) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"))
-
-
-@dataclass(frozen=True, kw_only=True)
-class SessionSpec:
-    """What a session records in ``RunStarted`` and trades with."""
-
-    mode: TradingMode
-    instrument: Instrument
-    rules: MarketRules  # the venue's exchange rules for the instrument
-    cash_initial: Decimal
-    fee_rate: Decimal
-    seed: int
-    config_hash: str
-    code_version: str
-    interval_ms: int
-    data_source: str  # e.g. "binance:BTC/USDT:1m"
-    halted: bool = False
-    max_drawdown: Decimal | None = None  # engage the kill switch beyond this drawdown (a fraction)
-    watch: WatchPolicy = field(default_factory=WatchPolicy)
-    maintenance: tuple[MaintenanceWindow, ...] = ()
-    partial_fills: PartialFillPolicy = field(default_factory=PartialFillPolicy)
-
-
-class KillSwitch(Protocol):
-    """The ledger-wide kill switch, shared by every process on the ledger."""
-
-    def state(self) -> KillSwitchState:
-        """Return the kill switch as the ledger holds it now."""
-        ...
-
-    def engage(self, *, reason: str, actor: str, liquidate: bool) -> KillSwitchState:
-        """Engage it (an automatic trigger or a signal); return the new state."""
-        ...
-
-
-class _NoKillSwitch:
-    """For sessions wired without one (tests of the order path): never engaged."""
-
-    def state(self) -> KillSwitchState:
-        return KillSwitchState(engaged=False)
-
-    def engage(self, *, reason: str, actor: str, liquidate: bool) -> KillSwitchState:
-        return KillSwitchState(engaged=True, reason=reason, actor=actor, liquidate=liquidate)
-
-
-@dataclass(frozen=True, kw_only=True)
-class SessionWiring:
-    """The ports a session runs on."""
-
-    store: EventStore
-    venue: SessionVenue
-    feed: MarketFeed
-    ids: IdGenerator
-    clock: Clock
-    tape: TapeWriter
-    kill_switch: KillSwitch = field(default_factory=_NoKillSwitch)
 
 
 class TradingSession:
@@ -278,7 +142,7 @@ class TradingSession:
         self.maintenance_done: set[tuple[datetime, str]] = set()
         self.no_new_positions = False
         self.volumes: deque[Decimal] = deque(maxlen=spec.watch.volume_window + 1)
-        self.limits: dict[str, _Limit] = {}  # working limit orders under the partial-fill policy
+        self.limits: dict[str, Limit] = {}  # working limit orders under the partial-fill policy
         self.finishing: set[str] = set()  # canceled by the policy; the rest goes at market
         self.window = RollingCandles(
             capacity=WINDOW_BARS, interval_ms=spec.interval_ms, source=spec.data_source
@@ -336,10 +200,10 @@ class TradingSession:
                     occurred_at=self.ports.clock.now(),
                     run_id=self.run_id,
                     venue=self.ports.venue.venue,
-                    balances_venue=_canonical({k: plain(v) for k, v in reconciled.venue.items()}),
-                    balances_ledger=_canonical({k: plain(v) for k, v in reconciled.ledger.items()}),
-                    differences=_canonical({k: plain(v) for k, v in reconciled.differences().items()}),
-                    orders_unknown=_canonical(sorted(reconciled.orders_unknown)),
+                    balances_venue=canonical({k: plain(v) for k, v in reconciled.venue.items()}),
+                    balances_ledger=canonical({k: plain(v) for k, v in reconciled.ledger.items()}),
+                    differences=canonical({k: plain(v) for k, v in reconciled.differences().items()}),
+                    orders_unknown=canonical(sorted(reconciled.orders_unknown)),
                 )
             )
         self._commit()
@@ -635,7 +499,7 @@ class TradingSession:
         self._append(placed, submitted)
         self._commit()  # the decision and the client order id are on record before the order leaves
         if placed.price_limit is not None and placed.qty is not None:
-            self.limits[client_order_id] = _Limit(
+            self.limits[client_order_id] = Limit(
                 price_limit=placed.price_limit, qty=placed.qty, since=now, checked=now
             )
         self.orders[client_order_id] = evolve(evolve(None, placed), submitted)
