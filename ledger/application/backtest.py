@@ -20,11 +20,11 @@ import numpy.typing as npt
 
 from ledger.application.candles import Candles
 from ledger.application.decisions import DecisionSource
+from ledger.application.order_path import decision_made, market_context, run_checkpointed
 from ledger.domain.decisions import Decision, MarketContext
 from ledger.domain.errors import InvariantViolationError
 from ledger.domain.events import (
     DecisionAction,
-    DecisionMade,
     LedgerEvent,
     OrderAccepted,
     OrderDenied,
@@ -33,7 +33,6 @@ from ledger.domain.events import (
     OrderSubmitted,
     OrderType,
     PriceMarked,
-    RunCheckpointed,
     RunEnded,
     RunStarted,
     Side,
@@ -41,11 +40,9 @@ from ledger.domain.events import (
 )
 from ledger.domain.identifiers import order_stream_id, run_stream_id
 from ledger.domain.instruments import Instrument
-from ledger.domain.numbers import ZERO, D
 from ledger.domain.order import FillReport, OrderEnded, OrderState, evolve, fill_events
 from ledger.domain.trading_session import gate
 from ledger.ports import EventStore, ExchangeGateway, IdGenerator
-from projections.checkpoints import figures
 from projections.portfolio import PortfolioProjection, RunView
 
 # Why 1,000: see ledger.adapters.store.APPEND_CHUNK; flushing at bar boundaries keeps a bar's
@@ -242,17 +239,7 @@ class BacktestRun:
                 await self._act(decision, price)
 
     def _context(self, bar: int, price: Decimal) -> MarketContext:
-        run = self.portfolio.runs[self.run_id]
-        instrument = self.spec.instrument
-        position = run.positions.get(instrument.symbol)
-        return MarketContext(
-            bar=bar,
-            instrument=instrument.symbol,
-            price_close=price,
-            qty_open=ZERO if position is None else position.qty_open,
-            quote_free=run.balance(instrument.quote_asset).free,
-            base_free=run.balance(instrument.base_asset).free,
-        )
+        return market_context(self.portfolio.runs[self.run_id], self.spec.instrument, bar, price)
 
     async def _act(self, decision: Decision, price: Decimal) -> None:
         now = self.clock.now()
@@ -260,22 +247,13 @@ class BacktestRun:
         number = run.orders + 1
         client_order_id = self.ids.client_order_id(self.run_id, number)
         decision_id = f"{client_order_id}-d"
-        made = DecisionMade(
-            originator_id=run_stream_id(self.run_id),
-            originator_version=self._next_run_version(),
-            occurred_at=now,
+        made = decision_made(
+            decision,
             run_id=self.run_id,
+            version=self._next_run_version(),
+            at=now,
             decision_id=decision_id,
             source=self.strategy.name,
-            instrument=decision.instrument,
-            action=decision.action,
-            qty=decision.qty,
-            qty_quote=decision.qty_quote,
-            price_limit=decision.price_limit,
-            confidence=decision.confidence,
-            rationale=decision.rationale,
-            input_digest=decision.input_digest,
-            output=decision.output,
         )
         stream = order_stream_id(client_order_id)
         placed = OrderPlaced(
@@ -357,20 +335,8 @@ class BacktestRun:
         self.orders[report.client_order_id] = state
 
     def _checkpoint(self) -> None:
-        state = figures(self.portfolio.runs[self.run_id])
-        self.writer.record(
-            RunCheckpointed(
-                originator_id=run_stream_id(self.run_id),
-                originator_version=self._next_run_version(),
-                occurred_at=self.clock.now(),
-                run_id=self.run_id,
-                events=state.events,
-                fills=state.fills,
-                positions=state.positions_json(),
-                balances=state.balances_json(),
-                equity=D(state.equity),
-            )
-        )
+        run = self.portfolio.runs[self.run_id]
+        self.writer.record(run_checkpointed(run, version=self._next_run_version(), at=self.clock.now()))
 
     def _end(self, last: int) -> None:
         candles = self.candles

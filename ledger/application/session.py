@@ -24,6 +24,7 @@ import numpy as np
 from ledger.application.candles import Bar, RollingCandles
 from ledger.application.decisions import DecisionSource
 from ledger.application.market_watch import gap, halt_reason, maintenance_step
+from ledger.application.order_path import decision_made, market_context, run_checkpointed
 from ledger.application.session_ports import (
     KillSwitch,
     Limit,
@@ -44,7 +45,6 @@ from ledger.domain.decisions import Decision, MarketContext
 from ledger.domain.errors import InvariantViolationError
 from ledger.domain.events import (
     DecisionAction,
-    DecisionMade,
     ExchangeHealthChecked,
     ExchangeOutageDetected,
     KillSwitchActed,
@@ -61,7 +61,6 @@ from ledger.domain.events import (
     OrderSubmitted,
     OrderType,
     PriceMarked,
-    RunCheckpointed,
     RunEnded,
     RunStarted,
     Side,
@@ -88,7 +87,6 @@ from ledger.domain.partial_fills import PolicyStep, remaining, verdict
 from ledger.domain.slippage import DEPTH_LEVELS_DEFAULT as DEPTH_LEVELS
 from ledger.domain.slippage import VOLATILITY_CLOSES, estimate_fill, volatility_adjusted
 from ledger.domain.trading_session import Denial, KillSwitchState, gate
-from projections.checkpoints import figures
 from projections.portfolio import PortfolioProjection, RunView
 
 # Why 500: the most bars one ccxt fetch_ohlcv returns from Binance by default, and enough
@@ -357,17 +355,7 @@ class TradingSession:
                 await self._act(decision, bar.close)
 
     def _context(self, bar: int, price: Decimal) -> MarketContext:
-        run = self.portfolio.runs[self.run_id]
-        instrument = self.spec.instrument
-        position = run.positions.get(instrument.symbol)
-        return MarketContext(
-            bar=bar,
-            instrument=instrument.symbol,
-            price_close=price,
-            qty_open=ZERO if position is None else position.qty_open,
-            quote_free=run.balance(instrument.quote_asset).free,
-            base_free=run.balance(instrument.base_asset).free,
-        )
+        return market_context(self.portfolio.runs[self.run_id], self.spec.instrument, bar, price)
 
     def _base_qty(self, decision: Decision, price: Decimal) -> Decimal:
         # Live and paper orders carry a base quantity (the exchange rules round it down); a
@@ -390,22 +378,13 @@ class TradingSession:
         client_order_id = self.ports.ids.client_order_id(self.run_id, self.decided)
         decision_id = f"{client_order_id}-d"
         stream = order_stream_id(client_order_id)
-        made = DecisionMade(
-            originator_id=run_stream_id(self.run_id),
-            originator_version=self._run_event_version(),
-            occurred_at=now,
+        made = decision_made(
+            decision,
             run_id=self.run_id,
+            version=self._run_event_version(),
+            at=now,
             decision_id=decision_id,
             source=source or self.strategy.name,
-            instrument=decision.instrument,
-            action=decision.action,
-            qty=decision.qty,
-            qty_quote=decision.qty_quote,
-            price_limit=decision.price_limit,
-            confidence=decision.confidence,
-            rationale=decision.rationale,
-            input_digest=decision.input_digest,
-            output=decision.output,
         )
         side = Side.BUY if decision.action is DecisionAction.BUY else Side.SELL
         order_type = OrderType.MARKET if decision.price_limit is None else OrderType.LIMIT
@@ -876,20 +855,7 @@ class TradingSession:
                 bars=count,
             )
         )
-        state = figures(run)
-        self._append(
-            RunCheckpointed(
-                originator_id=run_stream_id(self.run_id),
-                originator_version=self._run_event_version(),
-                occurred_at=now,
-                run_id=self.run_id,
-                events=state.events,
-                fills=state.fills,
-                positions=state.positions_json(),
-                balances=state.balances_json(),
-                equity=D(state.equity),
-            ),
-        )
+        self._append(run_checkpointed(run, version=self._run_event_version(), at=now))
         self._append(
             RunEnded(
                 originator_id=run_stream_id(self.run_id),
