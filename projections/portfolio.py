@@ -16,10 +16,13 @@ from uuid import UUID
 from ledger.domain.events import (
     AdminPassphraseSet,
     DecisionMade,
+    ExchangeHealthChecked,
+    ExchangeOutageDetected,
     KillSwitchActed,
     KillSwitchEngaged,
     KillSwitchReleased,
     LedgerEvent,
+    MaintenanceApproached,
     MarketTapePruned,
     MarketTapeRecorded,
     OrderAccepted,
@@ -37,6 +40,8 @@ from ledger.domain.events import (
     RunStarted,
     Side,
     SlippageEstimated,
+    SymbolHalted,
+    SymbolResumed,
     TradingModeSwitched,
     VenueReconciled,
 )
@@ -209,6 +214,11 @@ class PortfolioProjection:
                 | VenueReconciled()
                 | SlippageEstimated()
                 | KillSwitchActed()
+                | ExchangeHealthChecked()
+                | ExchangeOutageDetected()
+                | SymbolHalted()
+                | SymbolResumed()
+                | MaintenanceApproached()
             ):
                 pass  # audit records (the run's own figures, its market tape): nothing to fold
             case RunEnded():
