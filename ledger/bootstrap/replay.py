@@ -100,13 +100,20 @@ class ReplayReport:
 
 
 @dataclass(frozen=True, kw_only=True)
-class _RunLog:
+class RunLog:
+    """One run's events with their store positions, its start, and the kill switch then."""
+
     events: list[tuple[int, LedgerEvent]]
     started: RunStarted
     halted_at_start: bool
 
 
-def _read_run(store: LedgerStore, run_id: UUID) -> _RunLog:
+def read_run(store: LedgerStore, run_id: UUID) -> RunLog:
+    """Return ``run_id``'s events in log order (one pass over the log).
+
+    Raises:
+        RunNotFoundError: the ledger has no such run.
+    """
     events: list[tuple[int, LedgerEvent]] = []
     control: list[LedgerEvent] = []
     after = 0
@@ -120,7 +127,7 @@ def _read_run(store: LedgerStore, run_id: UUID) -> _RunLog:
     if not events or not isinstance(events[0][1], RunStarted):
         msg = f"run {run_id} is not in this ledger; list runs with `tradeledger sessions`"
         raise RunNotFoundError(msg)
-    return _RunLog(events=events, started=events[0][1], halted_at_start=kill_switch_engaged(control))
+    return RunLog(events=events, started=events[0][1], halted_at_start=kill_switch_engaged(control))
 
 
 def replay_run(
@@ -132,7 +139,7 @@ def replay_run(
         RunNotFoundError: the run is not in the ledger.
         DataFileError: a backtest's data file is missing or is not the file the run used.
     """
-    log = _read_run(store, run_id)
+    log = read_run(store, run_id)
     report = ReplayReport(
         run_id=run_id,
         mode=log.started.mode.value,
@@ -178,7 +185,7 @@ def replay_run(
     return report
 
 
-def _event_at(log: _RunLog, seq: int | None) -> str:
+def _event_at(log: RunLog, seq: int | None) -> str:
     found = [type(e).__name__ for s, e in log.events if s == seq]
     return found[0] if found else "end of log"
 
@@ -215,7 +222,7 @@ class _RunReader:
 def _check_analytics(  # noqa: PLR0913 - one check's inputs, passed through from replay_run
     report: ReplayReport,
     store: LedgerStore,
-    log: _RunLog,
+    log: RunLog,
     *,
     saved: PortfolioProjection,
     rebuilt: PortfolioProjection,
@@ -245,7 +252,7 @@ def _check_analytics(  # noqa: PLR0913 - one check's inputs, passed through from
     report.add("analytics", divergence, f"{path.name} rows of the run against a rebuild from zero")
 
 
-def _check_rerun(report: ReplayReport, store: LedgerStore, log: _RunLog, data_path: Path | None) -> None:
+def _check_rerun(report: ReplayReport, store: LedgerStore, log: RunLog, data_path: Path | None) -> None:
     started = log.started
     if started.mode is not TradingMode.BACKTEST:
         report.skip(
@@ -297,7 +304,7 @@ def _all_events(store: LedgerStore) -> Iterator[tuple[int, LedgerEvent]]:
         after = page[-1][0]
 
 
-def _byte_divergence(store: LedgerStore, rerun: LedgerStore, log: _RunLog) -> Divergence | None:
+def _byte_divergence(store: LedgerStore, rerun: LedgerStore, log: RunLog) -> Divergence | None:
     # Same code, same inputs: the stored envelopes (hash chain included) must match byte for byte.
     wanted = {seq for seq, _ in log.events}
     recorded = [row for row in audit.iter_rows(store) if row.seq in wanted]

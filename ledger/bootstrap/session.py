@@ -45,7 +45,7 @@ from ledger.application.session import (
     VenueOrderAbsentError,
     VenueOrderUnknownError,
 )
-from ledger.bootstrap import code_version, open_ledger, safety
+from ledger.bootstrap import code_version, open_ledger, read_portfolio, safety
 from ledger.domain.errors import BadInputError, ParameterError, TradingHaltedError
 from ledger.domain.events import LedgerEvent, OrderAccepted, OrderRejected, RunEnded, TradingMode
 from ledger.domain.identifiers import CONTROL_RUN_ID, order_stream_id, run_stream_id
@@ -55,7 +55,6 @@ from ledger.domain.partial_fills import PartialFillPolicy
 from ledger.domain.trading_session import KillSwitchState, kill_switch_engaged
 from ledger.strategies import build_strategy
 from projections.portfolio import PortfolioProjection, RunView
-from projections.runner import ProjectionRunner
 
 TIMEFRAMES_MS = {"1m": 60_000, "5m": 300_000, "15m": 900_000, "1h": 3_600_000}
 _OPEN = {
@@ -332,12 +331,13 @@ async def _run(
             kill_switch=LedgerKillSwitch(store),
         )
         session = TradingSession(spec=spec, strategy=strategy, wiring=wiring, run_id=run_id)  # type: ignore[arg-type]
-        recovered = await recover_orders(store, session, mode, venue)
+        portfolio, _ = read_portfolio(store)  # in memory: the ledger is not written by folding
+        recovered = await recover_orders(store, session, mode, venue, portfolio)
         reconciled = None
         if mode is TradingMode.LIVE:
             reconciled = Reconciliation(
                 venue=venue_balances,
-                ledger=_ledger_balances(store, gateway.venue),
+                ledger=_ledger_balances(read_portfolio(store)[0], gateway.venue),
                 orders_unknown=[
                     cid
                     for cid in await gateway.open_client_order_ids()
@@ -355,13 +355,8 @@ async def _run(
         store.close()
 
 
-def _ledger_balances(store: LedgerStore, venue: str) -> dict[str, Decimal]:
+def _ledger_balances(portfolio: PortfolioProjection, venue: str) -> dict[str, Decimal]:
     """Return what the ledger expects the venue account to hold: the last live run's balances."""
-    runner = ProjectionRunner(store, store, PortfolioProjection())
-    runner.load()
-    runner.catch_up(save=False)
-    portfolio = runner.projection
-    assert isinstance(portfolio, PortfolioProjection)  # noqa: S101 - constructed above
     live = [
         r for r in portfolio.runs.values() if r.started.mode is TradingMode.LIVE and r.started.venue == venue
     ]
@@ -431,14 +426,13 @@ def _order_state(store: LedgerStore, client_order_id: str) -> OrderState:
 
 
 async def recover_orders(
-    store: LedgerStore, session: TradingSession, mode: TradingMode, venue: SessionVenue
+    store: LedgerStore,
+    session: TradingSession,
+    mode: TradingMode,
+    venue: SessionVenue,
+    portfolio: PortfolioProjection,
 ) -> dict[str, str]:
     """Settle what earlier sessions left open (see the module docstring); return what was found."""
-    runner = ProjectionRunner(store, store, PortfolioProjection())
-    runner.load()
-    runner.catch_up(save=False)
-    portfolio = runner.projection
-    assert isinstance(portfolio, PortfolioProjection)  # noqa: S101 - constructed above
     found: dict[str, str] = {}
     for run in portfolio.runs.values():
         if run.started.mode is not mode:

@@ -32,7 +32,8 @@ from ledger.adapters.tape import read_tape
 from ledger.application.backtest import BacktestRun, BacktestSpec
 from ledger.application.candles import RollingCandles
 from ledger.bootstrap import code_version
-from ledger.domain.errors import DataFileError, InvariantViolationError, ParameterError, RunNotFoundError
+from ledger.bootstrap.replay import read_run
+from ledger.domain.errors import DataFileError, InvariantViolationError, ParameterError
 from ledger.domain.events import (
     DecisionMade,
     LedgerEvent,
@@ -84,15 +85,6 @@ class TapeReplayReport:
     first_divergence: str | None = None
 
 
-def _run_events(store: LedgerStore, run_id: UUID) -> list[LedgerEvent]:
-    events: list[LedgerEvent] = []
-    after = 0
-    while page := store.read_log(after, 20_000):
-        events.extend(e for _, e in page if e.run_id == run_id)
-        after = page[-1][0]
-    return events
-
-
 def _tape_path(events: list[LedgerEvent], tapes: Path, run_id: UUID) -> tuple[Path, MarketTapeRecorded]:
     recorded = [e for e in events if isinstance(e, MarketTapeRecorded)]
     pruned = [e for e in events if isinstance(e, MarketTapePruned)]
@@ -126,11 +118,9 @@ def replay_as_backtest(store: LedgerStore, run_id: UUID, tapes: Path) -> TapeRep
         InvariantViolationError: the tape's bytes are not those the run recorded.
         ParameterError: a run the backtest cannot simulate yet (limit orders).
     """
-    events = _run_events(store, run_id)
-    if not events or not isinstance(events[0], RunStarted):
-        msg = f"run {run_id} is not in this ledger; list runs with `tradeledger sessions`"
-        raise RunNotFoundError(msg)
-    started = events[0]
+    log = read_run(store, run_id)
+    events = [e for _, e in log.events]
+    started = log.started
     if started.mode is TradingMode.BACKTEST:
         msg = f"run {run_id} is a backtest: `tradeledger replay RUN` re-runs it from its data file"
         raise ParameterError(msg)
