@@ -519,7 +519,11 @@ def test_a_paper_run_replayed_on_its_tape_matches_the_simulation_fill_for_fill(c
     assert code == 0, err
     report = json.loads(out)
     assert report["fills"]["live"] == report["fills"]["simulated"] > 0
-    assert report["decisions"]["live"] == report["decisions"]["simulated"]
+    # The backtest never acts on a signal at the tape's last bar (it could not fill); the session
+    # may have decided there just before it stopped, leaving that one order unfilled.
+    filled = {f.client_order_id for f in _events(ledger) if isinstance(f, OrderFilled)}
+    assert report["decisions"]["simulated"] == len(filled)
+    assert report["decisions"]["live"] - len(filled) in (0, 1)
     assert report["equity_final"]["live"] == report["equity_final"]["simulated"]
     assert all(p["price_diff_bps"] == "0" for p in report["pairs"])  # same fill model, same bars
     assert report["first_divergence"] is None
