@@ -25,6 +25,7 @@ import msgspec
 
 from ledger.domain.events import (
     DecisionMade,
+    DecisionRejected,
     LedgerEvent,
     OrderAccepted,
     OrderCanceled,
@@ -44,7 +45,7 @@ from projections.portfolio import PortfolioProjection
 from projections.positions import Position, apply_fill
 
 NAME = "analytics"
-VERSION = 2  # 2: fills.pnl_realized
+VERSION = 3  # 2: fills.pnl_realized; 3: decisions.output, decisions.rejected_reason
 PAGE = 20_000
 DEC = "DECIMAL(38,18)"
 
@@ -87,6 +88,8 @@ TABLES: dict[str, dict[str, str]] = {
         "confidence": DEC,
         "rationale": "VARCHAR",
         "input_digest": "VARCHAR",
+        "output": "VARCHAR",  # the source's raw answer (an agent's reply as it came)
+        "rejected_reason": "VARCHAR",  # NULL for a decision made; why a refused answer was refused
         "occurred_at": "TIMESTAMPTZ",
     },
     "orders_placed": {
@@ -274,6 +277,27 @@ def _rows(seq: int, event: LedgerEvent, book: _FillBook) -> Iterable[tuple[str, 
                 "confidence": event.confidence,
                 "rationale": event.rationale,
                 "input_digest": event.input_digest,
+                "output": event.output,
+                "rejected_reason": None,
+                "occurred_at": event.occurred_at,
+            },
+        )
+    elif isinstance(event, DecisionRejected):
+        yield (
+            "decisions",
+            {
+                **base,
+                "decision_id": event.decision_id,
+                "source": event.source,
+                "instrument": event.instrument,
+                "action": "rejected",
+                "qty": None,
+                "qty_quote": None,
+                "confidence": None,
+                "rationale": event.detail,
+                "input_digest": event.input_digest,
+                "output": event.output,
+                "rejected_reason": event.reason,
                 "occurred_at": event.occurred_at,
             },
         )
@@ -393,11 +417,26 @@ def _spool_log(
     return cursor, applied, touched
 
 
-def synced_seq(path: Path) -> int | None:
+def _same_ledger(con: duckdb.DuckDBPyConnection, reader: EventLogReader, last: int) -> bool:
+    """Return whether the event the file last synced is the ledger's event at that position.
+
+    A ledger deleted and created again at the same path leaves its old projection file
+    behind; this is how a sync notices (and rebuilds) instead of serving the old rows.
+    """
+    row = con.execute("SELECT originator_id, originator_version FROM events WHERE seq = ?", [last]).fetchone()
+    page = reader.read_log(last - 1, 1)
+    if row is None or not page or page[0][0] != last:
+        return False
+    event = page[0][1]
+    return (str(row[0]), int(row[1])) == (str(event.originator_id), event.originator_version)
+
+
+def synced_seq(path: Path, reader: EventLogReader | None = None) -> int | None:
     """Return the log position the file at ``path`` is synced up to (None: no usable file).
 
     A file of another projection version counts as unusable, as does one another process
-    holds open for writing (the caller then syncs, which waits for or reports the lock).
+    holds open for writing (the caller then syncs, which waits for or reports the lock), and,
+    given the ``reader`` of the ledger, one synced from another ledger at the same path.
     """
     if not path.exists():
         return None
@@ -407,13 +446,16 @@ def synced_seq(path: Path) -> int | None:
         return None  # not a DuckDB file we can read: the caller's sync rebuilds or reports it
     try:
         found = con.execute("SELECT last_seq, version FROM tracking WHERE projection = ?", [NAME]).fetchone()
+        if found is None or found[1] != VERSION:
+            return None
+        last = int(found[0])
+        if reader is not None and last and not _same_ledger(con, reader, last):
+            return None
     except duckdb.CatalogException:
         return None  # no tracking table yet
     finally:
         con.close()
-    if found is None or found[1] != VERSION:
-        return None
-    return int(found[0])
+    return last
 
 
 def sync(path: Path, reader: EventLogReader, portfolio: PortfolioProjection, upto: int) -> int:
@@ -427,7 +469,9 @@ def sync(path: Path, reader: EventLogReader, portfolio: PortfolioProjection, upt
     spool = _Spool(path.parent)
     try:
         last, book = _schema(con)
-        if last >= upto:
+        if last and not _same_ledger(con, reader, last):
+            last, book = 0, _FillBook()  # the file was synced from another ledger at this path
+        if last >= upto and last:
             return 0
         cursor, applied, touched = _spool_log(reader, last, upto, spool, book)
         for table, rows in _portfolio_rows(portfolio, touched).items():

@@ -17,7 +17,7 @@ Method (the seed's, stated once here and in the README):
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from decimal import Decimal, localcontext
 
 from ledger.domain.events import OrderFilled, Side
@@ -68,7 +68,14 @@ def apply_fill(position: Position, fill: OrderFilled, *, fee_in_quote: bool) -> 
     fee_base = fill.fee if fill.fee_asset == fill.instrument.split("/", 1)[0] else ZERO
     with localcontext(LEDGER_CONTEXT):
         qty_signed = fill.qty - fee_base if fill.side is Side.BUY else -(fill.qty + fee_base)
-        position = replace(position, fee_total=position.fee_total + fee, price_last=fill.price)
+        position = Position(  # built directly: dataclasses.replace costs twice as much per fill
+            instrument=position.instrument,
+            qty_open=position.qty_open,
+            price_avg=position.price_avg,
+            pnl_realized=position.pnl_realized,
+            fee_total=position.fee_total + fee,
+            price_last=fill.price,
+        )
         if position.qty_open == ZERO or (position.qty_open > ZERO) == (qty_signed > ZERO):
             # The whole fill is paid for, the coins that paid a base fee included.
             return _increase(position, fill.price * fill.qty, qty_signed, fee), None
@@ -80,7 +87,14 @@ def _increase(position: Position, notional: Decimal, qty_signed: Decimal, fee: D
     # A long pays the fee on top of its cost; a short receives less for what it sold.
     fee_signed = fee if qty_signed > ZERO else -fee
     cost = position.price_avg * abs(position.qty_open) + notional + fee_signed
-    return replace(position, qty_open=qty_after, price_avg=quantize_price_avg(cost / abs(qty_after)))
+    return Position(
+        instrument=position.instrument,
+        qty_open=qty_after,
+        price_avg=quantize_price_avg(cost / abs(qty_after)),
+        pnl_realized=position.pnl_realized,
+        fee_total=position.fee_total,
+        price_last=position.price_last,
+    )
 
 
 def _reduce(position: Position, price: Decimal, qty_signed: Decimal, fee: Decimal) -> tuple[Position, Close]:
@@ -91,11 +105,13 @@ def _reduce(position: Position, price: Decimal, qty_signed: Decimal, fee: Decima
     fee_close = fee if qty_rest == ZERO else (fee * qty_closed / abs(qty_signed)).quantize(PRICE_AVG_EXPONENT)
     pnl = (price - position.price_avg) * qty_closed * direction - fee_close
     qty_after = position.qty_open + qty_signed
-    closed = replace(
-        position,
+    closed = Position(
+        instrument=position.instrument,
         qty_open=qty_after if qty_rest == ZERO else ZERO,
         price_avg=position.price_avg if qty_after != ZERO else ZERO,
         pnl_realized=position.pnl_realized + pnl,
+        fee_total=position.fee_total,
+        price_last=position.price_last,
     )
     if qty_rest == ZERO:
         return closed, Close(pnl=pnl)

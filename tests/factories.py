@@ -26,10 +26,12 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from uuid import UUID
 
+from ledger.domain.decisions import MarketContext
 from ledger.domain.events import (
     AdminPassphraseSet,
     DecisionAction,
     DecisionMade,
+    DecisionRejected,
     ExchangeHealthChecked,
     ExchangeOutageDetected,
     KillSwitchActed,
@@ -58,6 +60,7 @@ from ledger.domain.events import (
     SymbolHalted,
     SymbolResumed,
     TradingMode,
+    TradingModeRefused,
     TradingModeSwitched,
     VenueReconciled,
 )
@@ -611,10 +614,11 @@ def one_of_each_event(run_id: UUID | None = None) -> list[LedgerEvent]:
     The run stream holds RunStarted(1), DecisionMade(2), PriceMarked(3), TradingModeSwitched(4),
     MarketTapeRecorded(5), VenueReconciled(6), SlippageEstimated(7), MarketTapePruned(8),
     KillSwitchActed(9), ExchangeHealthChecked(10), ExchangeOutageDetected(11), SymbolHalted(12),
-    SymbolResumed(13), MaintenanceApproached(14), RunCheckpointed(15), RunEnded(16); order 1 is placed,
+    SymbolResumed(13), MaintenanceApproached(14), DecisionRejected(15), TradingModeRefused(16),
+    RunCheckpointed(17), RunEnded(18); order 1 is placed,
     submitted, accepted, filled twice, cancel-requested and canceled; order 2 is denied; order 3
     is rejected; order 4 expires; the control stream is engaged, released and given an admin
-    passphrase. Twenty-eight event types.
+    passphrase. Thirty event types.
     """
     run = _run(run_id)
     return [
@@ -760,6 +764,45 @@ def one_of_each_event(run_id: UUID | None = None) -> list[LedgerEvent]:
             window_end=_when(None),
             action="flatten",
         ),
-        a_run_checkpointed(run_id=run, version=15, events=31, fills=2, equity="9999.5"),
-        a_run_ended(run_id=run, version=16, price_mark=None, equity_final="9999.5"),
+        DecisionRejected(
+            originator_id=run_stream_id(run),
+            originator_version=15,
+            occurred_at=_when(None),
+            run_id=run,
+            decision_id=f"{run}-n2",
+            source="llm",
+            instrument=INSTRUMENT,
+            reason="schema_violation",
+            detail="action: Input should be 'buy', 'sell' or 'hold'",
+            input_digest="f" * 64,
+            output='{"action": "short"}',
+        ),
+        TradingModeRefused(
+            originator_id=run_stream_id(run),
+            originator_version=16,
+            occurred_at=_when(None),
+            run_id=run,
+            mode_from=TradingMode.PAPER,
+            mode_to=TradingMode.LIVE,
+            criteria='[{"measured": "3", "name": "trades", "passed": false, "required": ">= 100"}]',
+            detail="trades 3 (needs >= 100)",
+        ),
+        a_run_checkpointed(run_id=run, version=17, events=33, fills=2, equity="9999.5"),
+        a_run_ended(run_id=run, version=18, price_mark=None, equity_final="9999.5"),
     ]
+
+
+def a_market_context(qty_open: str, quote_free: str, price: str = "100000", bar: int = 0) -> MarketContext:
+    """Return what a decision source sees at a close: ``qty_open`` BTC held, ``quote_free`` USDT free."""
+    return MarketContext(
+        bar=bar,
+        instrument=INSTRUMENT,
+        price_close=D(price),
+        qty_open=D(qty_open),
+        quote_free=D(quote_free),
+        base_free=D(qty_open),
+        equity=D(quote_free) + D(qty_open) * D(price),
+        pnl_realized=D(0),
+        fills=0,
+        open_orders=0,
+    )

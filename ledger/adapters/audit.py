@@ -10,7 +10,7 @@ import msgspec
 
 from ledger.adapters import codec
 from ledger.adapters.codec import GENESIS_HASH, CodecError
-from ledger.adapters.store import LedgerStore, StoredRow
+from ledger.adapters.store import LedgerStore, SealedRowError, StoredRow
 
 PAGE = 10_000
 
@@ -116,6 +116,8 @@ def _check_head(run: UUID, seen: tuple[int, str], hashes: dict[int, str]) -> Cha
 def _check_row(
     row: StoredRow, heads: dict[UUID, tuple[int, str]]
 ) -> tuple[ChainFault | None, UUID | None, tuple[int, str]]:
+    if row.fault is not None:  # an encrypted row that fails authentication: edited or damaged
+        return ChainFault(run_id=UUID(int=0), seq=row.seq, n=0, reason=row.fault), None, (0, "")
     try:
         envelope = codec.decode_envelope(row.state)
         run = UUID(envelope.r)
@@ -158,9 +160,14 @@ def export_jsonl(store: LedgerStore, run_id: UUID) -> Iterator[bytes]:
     """Yield one canonical JSON line per event of ``run_id``, in chain order.
 
     Lines hold no notification ids (they depend on what else the ledger holds), so the same
-    inputs and seed export the same bytes from any ledger.
+    inputs and seed export the same bytes from any ledger, encrypted or not.
+
+    Raises:
+        SealedRowError: an encrypted row fails authentication (edited or damaged).
     """
     for row in iter_rows(store):
+        if row.fault is not None:  # an encrypted row that fails authentication
+            raise SealedRowError(row.fault)
         envelope = codec.decode_envelope(row.state)
         if envelope.r != run_id.hex:
             continue

@@ -20,27 +20,28 @@ import numpy.typing as npt
 
 from ledger.application.candles import Candles
 from ledger.application.decisions import DecisionSource
-from ledger.application.order_path import decision_made, market_context, run_checkpointed
+from ledger.application.order_path import (
+    consult,
+    decision_made,
+    market_context,
+    order_placed,
+    run_checkpointed,
+    unacted,
+)
+from ledger.application.session_ports import VenueRejectedError
 from ledger.domain.decisions import Decision, MarketContext
 from ledger.domain.errors import InvariantViolationError
 from ledger.domain.events import (
-    DecisionAction,
     LedgerEvent,
-    OrderAccepted,
-    OrderDenied,
-    OrderExpired,
-    OrderPlaced,
-    OrderSubmitted,
-    OrderType,
     PriceMarked,
     RunEnded,
     RunStarted,
-    Side,
     TradingMode,
 )
-from ledger.domain.identifiers import order_stream_id, run_stream_id
+from ledger.domain.identifiers import run_stream_id
 from ledger.domain.instruments import Instrument
 from ledger.domain.order import FillReport, OrderEnded, OrderState, evolve, fill_events
+from ledger.domain.order_answers import accepted, denied, ended, rejected, submitted
 from ledger.domain.trading_session import gate
 from ledger.ports import EventStore, ExchangeGateway, IdGenerator
 from projections.portfolio import PortfolioProjection, RunView
@@ -98,6 +99,7 @@ class BacktestResult:
     run_id: UUID
     events: int
     view: RunView
+    seqs: tuple[int, int] | None = None  # the store's first and last seq of the run's events
 
 
 class _Writer:
@@ -108,6 +110,7 @@ class _Writer:
         self.portfolio = portfolio
         self.buffer: list[LedgerEvent] = []
         self.written = 0
+        self.seqs: tuple[int, int] | None = None
 
     def record(self, *events: LedgerEvent) -> None:
         for event in events:
@@ -116,7 +119,8 @@ class _Writer:
 
     def flush(self, *, force: bool = False) -> None:
         if self.buffer and (force or len(self.buffer) >= FLUSH_AT):
-            self.store.append(self.buffer)
+            seqs = self.store.append(self.buffer)
+            self.seqs = (seqs[0] if self.seqs is None else self.seqs[0], seqs[-1])
             self.written += len(self.buffer)
             self.buffer = []
 
@@ -178,7 +182,10 @@ class BacktestRun:
         if progress is not None:
             progress(last, last)
         return BacktestResult(
-            run_id=self.run_id, events=self.writer.written, view=self.portfolio.runs[self.run_id]
+            run_id=self.run_id,
+            events=self.writer.written,
+            view=self.portfolio.runs[self.run_id],
+            seqs=self.writer.seqs,
         )
 
     def _next_run_version(self) -> int:
@@ -234,9 +241,23 @@ class BacktestRun:
                 )
             )
         if decide:
-            decision = self.strategy.decide(self._context(bar, price))
-            if decision is not None and decision.action is not DecisionAction.HOLD:
-                await self._act(decision, price)
+            await self._decide(bar, price)
+
+    async def _decide(self, bar: int, price: Decimal) -> None:
+        order, note = await consult(self.strategy, self._context(bar, price), self.spec.instrument)
+        if note is not None:
+            run = self.portfolio.runs[self.run_id]
+            self.writer.record(
+                unacted(
+                    note,
+                    run,
+                    version=self._next_run_version(),
+                    at=self.clock.now(),
+                    source=self.strategy.name,
+                )
+            )
+        if order is not None:
+            await self._act(order, price)
 
     def _context(self, bar: int, price: Decimal) -> MarketContext:
         return market_context(self.portfolio.runs[self.run_id], self.spec.instrument, bar, price)
@@ -244,8 +265,7 @@ class BacktestRun:
     async def _act(self, decision: Decision, price: Decimal) -> None:
         now = self.clock.now()
         run = self.portfolio.runs[self.run_id]
-        number = run.orders + 1
-        client_order_id = self.ids.client_order_id(self.run_id, number)
+        client_order_id = self.ids.client_order_id(self.run_id, run.orders + 1)
         decision_id = f"{client_order_id}-d"
         made = decision_made(
             decision,
@@ -255,21 +275,16 @@ class BacktestRun:
             decision_id=decision_id,
             source=self.strategy.name,
         )
-        stream = order_stream_id(client_order_id)
-        placed = OrderPlaced(
-            originator_id=stream,
-            originator_version=1,
-            occurred_at=now,
+        placed = order_placed(  # the backtest venue sizes a quote-amount buy at its fill price
+            decision,
             run_id=self.run_id,
             client_order_id=client_order_id,
             decision_id=decision_id,
-            instrument=decision.instrument,
-            side=Side.BUY if decision.action is DecisionAction.BUY else Side.SELL,
-            order_type=OrderType.MARKET if decision.price_limit is None else OrderType.LIMIT,
+            at=now,
+            price_expected=price,
             qty=decision.qty,
             qty_quote=decision.qty_quote,
             price_limit=decision.price_limit,
-            price_expected=price,
         )
         self.writer.record(made, placed)
         state = evolve(None, placed)
@@ -281,36 +296,18 @@ class BacktestRun:
             base_free=run.balance(self.spec.instrument.base_asset).free,
         )
         if denial is not None:
-            denied = OrderDenied(
-                originator_id=stream,
-                originator_version=2,
-                occurred_at=now,
-                run_id=self.run_id,
-                client_order_id=client_order_id,
-                reason=denial.reason,
-                detail=denial.detail,
-            )
-            self.writer.record(denied)
+            self.writer.record(denied(state, denial, now))
             return
-        submitted = OrderSubmitted(
-            originator_id=stream,
-            originator_version=2,
-            occurred_at=now,
-            run_id=self.run_id,
-            client_order_id=client_order_id,
-            venue=self.venue.venue,
-        )
-        ack = await self.venue.submit_order(placed)
-        accepted = OrderAccepted(
-            originator_id=stream,
-            originator_version=3,
-            occurred_at=now,
-            run_id=self.run_id,
-            client_order_id=client_order_id,
-            venue_order_id=ack.venue_order_id,
-        )
-        self.writer.record(submitted, accepted)
-        self.orders[client_order_id] = evolve(evolve(state, submitted), accepted)
+        sent = submitted(state, self.venue.venue, now)
+        state = evolve(state, sent)
+        try:
+            ack = await self.venue.submit_order(placed)
+        except VenueRejectedError as e:  # the venue refused it (a simulated API failure)
+            self.writer.record(sent, rejected(state, e.reason, str(e), now))
+            return
+        answer = accepted(state, ack.venue_order_id, now)
+        self.writer.record(sent, answer)
+        self.orders[client_order_id] = evolve(state, answer)
 
     def _record_report(self, report: FillReport | OrderEnded) -> None:
         state = self.orders.get(report.client_order_id)
@@ -318,14 +315,7 @@ class BacktestRun:
             msg = f"the venue reported on unknown order {report.client_order_id}"
             raise InvariantViolationError(msg)
         if isinstance(report, OrderEnded):
-            event: LedgerEvent = OrderExpired(
-                originator_id=order_stream_id(state.client_order_id),
-                originator_version=state.version + 1,
-                occurred_at=report.occurred_at,
-                run_id=self.run_id,
-                client_order_id=state.client_order_id,
-                reason=report.reason,
-            )
+            event: LedgerEvent = ended(state, report.reason, report.occurred_at)
             self.writer.record(event)
             self.orders[report.client_order_id] = evolve(state, event)
             return

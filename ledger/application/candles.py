@@ -26,6 +26,10 @@ class Candles:
     close: IntArray
     price_scale: int
     interval_ms: int
+    # Traded base quantity per bar in units of ``10**-volume_scale``; None when the source has
+    # none (a session's rolling window). Only the fill models that need it read it.
+    volume: IntArray | None = None
+    volume_scale: int = 0
 
     def __len__(self) -> int:
         """Return the number of bars."""
@@ -42,6 +46,17 @@ class Candles:
     def close_at(self, bar: int) -> datetime:
         """Return the bar's close time: its open plus the series interval."""
         return EPOCH + timedelta(milliseconds=int(self.open_time_ms[bar]) + self.interval_ms)
+
+    def volume_at(self, bar: int) -> Decimal:
+        """Return the bar's traded volume (base asset) as an exact Decimal.
+
+        Raises:
+            ValueError: the series carries no volumes.
+        """
+        if self.volume is None:
+            msg = f"{self.source} has no volume column; the fill model needs one"
+            raise ValueError(msg)
+        return Decimal(int(self.volume[bar])).scaleb(-self.volume_scale)
 
 
 @dataclass(frozen=True, kw_only=True)

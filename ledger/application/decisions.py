@@ -8,11 +8,18 @@ import numpy as np
 import numpy.typing as npt
 
 from ledger.application.candles import Candles
-from ledger.domain.decisions import Decision, MarketContext
+from ledger.domain.decisions import Decision, DecisionRejection, MarketContext
 
 
 class DecisionSource(Protocol):
-    """Given market state and the ledger's projections, return decisions."""
+    """Given market state and the ledger's projections, return decisions.
+
+    The engine calls ``candidate_bars`` with the candles it has (the whole series in a
+    backtest, the rolling window in a session), then ``decide`` at the close of each candidate
+    bar. A source that needs more history than ``MarketContext`` carries keeps the candles it
+    was last given. ``decide`` is a coroutine so that agents can wait on a model without
+    blocking a live session's loop.
+    """
 
     name: str
 
@@ -24,6 +31,9 @@ class DecisionSource(Protocol):
         """Return the bars at whose close ``decide`` may act (vectorised pre-selection)."""
         ...
 
-    def decide(self, context: MarketContext) -> Decision | None:
-        """Return a decision at ``context.bar``'s close, or None to do nothing."""
+    async def decide(self, context: MarketContext) -> Decision | DecisionRejection | None:
+        """Return a decision at ``context.bar``'s close, a refused answer, or None to do nothing.
+
+        A ``DecisionRejection`` is recorded as ``DecisionRejected`` and never becomes an order.
+        """
         ...

@@ -24,7 +24,14 @@ import numpy as np
 from ledger.application.candles import Bar, RollingCandles
 from ledger.application.decisions import DecisionSource
 from ledger.application.market_watch import gap, halt_reason, maintenance_step
-from ledger.application.order_path import decision_made, market_context, run_checkpointed
+from ledger.application.order_path import (
+    consult,
+    decision_made,
+    market_context,
+    order_placed,
+    run_checkpointed,
+    unacted,
+)
 from ledger.application.session_ports import (
     KillSwitch,
     Limit,
@@ -51,14 +58,7 @@ from ledger.domain.events import (
     LedgerEvent,
     MaintenanceApproached,
     MarketTapeRecorded,
-    OrderAccepted,
-    OrderCanceled,
-    OrderCancelRequested,
-    OrderDenied,
-    OrderExpired,
     OrderPlaced,
-    OrderRejected,
-    OrderSubmitted,
     OrderType,
     PriceMarked,
     RunEnded,
@@ -68,9 +68,10 @@ from ledger.domain.events import (
     SymbolHalted,
     SymbolResumed,
     TradingMode,
+    TradingModeSwitched,
     VenueReconciled,
 )
-from ledger.domain.identifiers import order_stream_id, run_stream_id
+from ledger.domain.identifiers import run_stream_id
 from ledger.domain.market_rules import OrderRefusal, PreparedOrder, prepare_order
 from ledger.domain.numbers import LEDGER_CONTEXT, ZERO, D, plain
 from ledger.domain.order import (
@@ -83,6 +84,7 @@ from ledger.domain.order import (
     evolve,
     fill_events,
 )
+from ledger.domain.order_answers import accepted, cancel_requested, denied, ended, rejected, submitted
 from ledger.domain.partial_fills import PolicyStep, remaining, verdict
 from ledger.domain.slippage import DEPTH_LEVELS_DEFAULT as DEPTH_LEVELS
 from ledger.domain.slippage import VOLATILITY_CLOSES, estimate_fill, volatility_adjusted
@@ -138,7 +140,6 @@ class TradingSession:
         self.health_failures = 0
         self.symbol_halt: tuple[str, Decimal | None, datetime] | None = None  # reason, price, checked
         self.maintenance_done: set[tuple[datetime, str]] = set()
-        self.no_new_positions = False
         self.volumes: deque[Decimal] = deque(maxlen=spec.watch.volume_window + 1)
         self.limits: dict[str, Limit] = {}  # working limit orders under the partial-fill policy
         self.finishing: set[str] = set()  # canceled by the policy; the rest goes at market
@@ -316,6 +317,7 @@ class TradingSession:
         """Take the new closed bars, decide on each, and record what the venue reported."""
         for client_order_id in sorted(self.unknown):
             await self._look_up(client_order_id)
+        await self._check_maintenance()  # a window ahead is handled before the new bars are decided
         since = self.bars[-1].open_ms + 1 if self.bars else None
         for bar in await self.ports.feed.closed_bars(since):
             if self.bars and bar.open_ms <= self.bars[-1].open_ms:
@@ -350,9 +352,23 @@ class TradingSession:
         window = self.window.candles()
         last = len(window) - 1
         if bool(np.any(self.strategy.candidate_bars(window) == last)):
-            decision = self.strategy.decide(self._context(last, bar.close))
-            if decision is not None and decision.action is not DecisionAction.HOLD:
-                await self._act(decision, bar.close)
+            await self._decide(last, bar.close)
+
+    async def _decide(self, bar: int, price: Decimal) -> None:
+        order, note = await consult(self.strategy, self._context(bar, price), self.spec.instrument)
+        if note is not None:
+            run = self.portfolio.runs[self.run_id]
+            self._append(
+                unacted(
+                    note,
+                    run,
+                    version=self._run_event_version(),
+                    at=self.ports.clock.now(),
+                    source=self.strategy.name,
+                )
+            )
+        if order is not None:
+            await self._act(order, price)
 
     def _context(self, bar: int, price: Decimal) -> MarketContext:
         return market_context(self.portfolio.runs[self.run_id], self.spec.instrument, bar, price)
@@ -377,7 +393,6 @@ class TradingSession:
         self.decided += 1
         client_order_id = self.ports.ids.client_order_id(self.run_id, self.decided)
         decision_id = f"{client_order_id}-d"
-        stream = order_stream_id(client_order_id)
         made = decision_made(
             decision,
             run_id=self.run_id,
@@ -404,20 +419,16 @@ class TradingSession:
             qty = prepared.qty
         else:  # a refused order records what was asked (an event quantity must be positive)
             qty = wanted if wanted > ZERO else self.spec.rules.qty_step
-        placed = OrderPlaced(
-            originator_id=stream,
-            originator_version=1,
-            occurred_at=now,
+        placed = order_placed(  # live venues take a base quantity, rounded down to the step
+            decision,
             run_id=self.run_id,
             client_order_id=client_order_id,
             decision_id=decision_id,
-            instrument=decision.instrument,
-            side=side,
-            order_type=order_type,
-            qty=qty,  # rounded down to the step; a refused order records the smallest step
+            at=now,
+            price_expected=price,
+            qty=qty,  # a refused order records what was asked, or the smallest step
             qty_quote=None,
             price_limit=prepared.price if isinstance(prepared, PreparedOrder) else decision.price_limit,
-            price_expected=price,
         )
         self._append(made)
         if estimated is not None:
@@ -436,7 +447,7 @@ class TradingSession:
             denial = Denial(
                 reason="symbol_halted", detail=f"{self.spec.instrument.symbol}: {self.symbol_halt[0]}"
             )
-        elif denial is None and self.no_new_positions and side is Side.BUY and not override_halt:
+        elif denial is None and side is Side.BUY and not override_halt and self._before_maintenance(now):
             denial = Denial(
                 reason="maintenance", detail="no new positions before the venue's maintenance window"
             )
@@ -453,35 +464,18 @@ class TradingSession:
                     f"{qty} {self.spec.instrument.base_asset}"
                 ),
             )
+        state = evolve(None, placed)
         if denial is not None:
-            self._append(
-                placed,
-                OrderDenied(
-                    originator_id=stream,
-                    originator_version=2,
-                    occurred_at=now,
-                    run_id=self.run_id,
-                    client_order_id=client_order_id,
-                    reason=denial.reason,
-                    detail=denial.detail,
-                ),
-            )
+            self._append(placed, denied(state, denial, now))
             return
-        submitted = OrderSubmitted(
-            originator_id=stream,
-            originator_version=2,
-            occurred_at=now,
-            run_id=self.run_id,
-            client_order_id=client_order_id,
-            venue=self.ports.venue.venue,
-        )
-        self._append(placed, submitted)
+        sent = submitted(state, self.ports.venue.venue, now)
+        self._append(placed, sent)
         self._commit()  # the decision and the client order id are on record before the order leaves
         if placed.price_limit is not None and placed.qty is not None:
             self.limits[client_order_id] = Limit(
                 price_limit=placed.price_limit, qty=placed.qty, since=now, checked=now
             )
-        self.orders[client_order_id] = evolve(evolve(None, placed), submitted)
+        self.orders[client_order_id] = evolve(state, sent)
         await self._send(placed)
 
     async def _estimate(
@@ -619,10 +613,13 @@ class TradingSession:
             )
         )
 
+    def _before_maintenance(self, now: datetime) -> bool:
+        """True while a maintenance window is close enough that no new position may open."""
+        return maintenance_step(self.spec.watch, now, self.spec.maintenance) is not None
+
     async def _check_maintenance(self) -> None:
         now = self.ports.clock.now()
         found = maintenance_step(self.spec.watch, now, self.spec.maintenance)
-        self.no_new_positions = found is not None
         if found is None:
             return
         window, action = found
@@ -656,14 +653,7 @@ class TradingSession:
                 OrderStatus.SUBMITTED,
             ):
                 continue
-            event = OrderCancelRequested(
-                originator_id=order_stream_id(client_order_id),
-                originator_version=order.version + 1,
-                occurred_at=self.ports.clock.now(),
-                run_id=order.run_id,
-                client_order_id=client_order_id,
-                reason=reason,
-            )
+            event = cancel_requested(order, reason, self.ports.clock.now())
             self._append(event)
             self._commit()
             self.orders[client_order_id] = evolve(order, event)
@@ -697,14 +687,7 @@ class TradingSession:
             )
             if found.step is PolicyStep.WAIT:
                 continue
-            event = OrderCancelRequested(
-                originator_id=order_stream_id(client_order_id),
-                originator_version=state.version + 1,
-                occurred_at=now,
-                run_id=state.run_id,
-                client_order_id=client_order_id,
-                reason=found.reason,
-            )
+            event = cancel_requested(state, found.reason, now)
             self._append(event)
             self._commit()  # on record before the venue is asked
             self.orders[client_order_id] = evolve(state, event)
@@ -759,28 +742,13 @@ class TradingSession:
 
     def _answer_accepted(self, ack: VenueAck) -> None:
         state = self.orders[ack.client_order_id]
-        event = OrderAccepted(
-            originator_id=order_stream_id(ack.client_order_id),
-            originator_version=state.version + 1,
-            occurred_at=self.ports.clock.now(),
-            run_id=state.run_id,
-            client_order_id=ack.client_order_id,
-            venue_order_id=ack.venue_order_id,
-        )
+        event = accepted(state, ack.venue_order_id, self.ports.clock.now())
         self._append(event)
         self.orders[ack.client_order_id] = evolve(state, event)
 
     def _answer_rejected(self, client_order_id: str, reason: str, detail: str) -> None:
         state = self.orders[client_order_id]
-        event = OrderRejected(
-            originator_id=order_stream_id(client_order_id),
-            originator_version=state.version + 1,
-            occurred_at=self.ports.clock.now(),
-            run_id=state.run_id,
-            client_order_id=client_order_id,
-            reason=reason,
-            detail=detail,
-        )
+        event = rejected(state, reason, detail, self.ports.clock.now())
         self._append(event)
         self.orders[client_order_id] = evolve(state, event)
 
@@ -793,15 +761,7 @@ class TradingSession:
                 await self._look_up(report.client_order_id)  # its ack was lost; fills prove it exists
                 state = self.orders[report.client_order_id]
             if isinstance(report, OrderEnded):
-                ended = OrderCanceled if state.status is OrderStatus.CANCEL_REQUESTED else OrderExpired
-                event: LedgerEvent = ended(
-                    originator_id=order_stream_id(state.client_order_id),
-                    originator_version=state.version + 1,
-                    occurred_at=report.occurred_at,
-                    run_id=state.run_id,
-                    client_order_id=state.client_order_id,
-                    reason=report.reason,
-                )
+                event: LedgerEvent = ended(state, report.reason, report.occurred_at)
                 self._append(event)
                 self.orders[report.client_order_id] = evolve(state, event)
                 await self._finish(report.client_order_id)
@@ -838,6 +798,18 @@ class TradingSession:
                 fill_model="next-open" if spec.mode is TradingMode.PAPER else "venue",
             )
         )
+        if spec.promotion is not None:
+            self._append(
+                TradingModeSwitched(
+                    originator_id=run_stream_id(self.run_id),
+                    originator_version=self._run_event_version(),
+                    occurred_at=self.ports.clock.now(),
+                    run_id=self.run_id,
+                    mode_from=TradingMode.PAPER,
+                    mode_to=spec.mode,
+                    reason=spec.promotion,
+                )
+            )
 
     def _end(self, reason: str) -> RunView:
         run = self.portfolio.runs[self.run_id]

@@ -155,6 +155,9 @@ class SessionSpec:
     watch: WatchPolicy = field(default_factory=WatchPolicy)
     maintenance: tuple[MaintenanceWindow, ...] = ()
     partial_fills: PartialFillPolicy = field(default_factory=PartialFillPolicy)
+    # Live runs: why the run may trade live (the promotion gates' verdict or their waiver),
+    # recorded as TradingModeSwitched (paper -> live) right after RunStarted.
+    promotion: str | None = None
 
 
 class KillSwitch(Protocol):

@@ -12,7 +12,10 @@ In order:
    rows rebuilt from zero.
 5. **rerun** -- backtests only: run the backtest again from its recorded inputs (data file
    digest, strategy and parameters, cash, fee, fill model, seed, run id, kill switch) into a
-   scratch ledger and compare event by event; with the same code version, byte by byte.
+   scratch ledger and compare event by event; with the same code version, byte by byte. An
+   agent's (``llm``) answers are served from the run's recorded decisions, matched by the
+   digest of the exact request, so the model is never called; a prompt the record does not
+   hold re-runs as ``DecisionRejected(not_recorded)`` and shows as the divergence.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from pathlib import Path
 from uuid import UUID
 
 from ledger.adapters import audit
-from ledger.adapters.candles_csv import load_candles
+from ledger.adapters.candles_files import load_candles
 from ledger.adapters.store import LedgerStore
 from ledger.application.replay import (
     Divergence,
@@ -41,11 +44,13 @@ from ledger.bootstrap import (
     read_portfolio,
     run_backtest_request,
 )
+from ledger.bootstrap.fill_options import recorded_options
 from ledger.domain.errors import DataFileError, RunNotFoundError
 from ledger.domain.events import LedgerEvent, RunStarted, TradingMode
 from ledger.domain.identifiers import CONTROL_RUN_ID
 from ledger.domain.numbers import plain
 from ledger.domain.trading_session import kill_switch_engaged
+from ledger.strategies.chat import RecordedChat
 from projections import analytics
 from projections.base import encode_state
 from projections.portfolio import PortfolioProjection, RunView
@@ -262,6 +267,7 @@ def _check_rerun(report: ReplayReport, store: LedgerStore, log: RunLog, data_pat
         )
         return
     data = _data_file(started, data_path)
+    fill_model, fill_options = recorded_options(started.fill_model)  # the model and its settings
     request = BacktestRequest(
         ledger_url="",
         data_path=data,
@@ -271,14 +277,20 @@ def _check_rerun(report: ReplayReport, store: LedgerStore, log: RunLog, data_pat
         cash=plain(started.cash_initial),
         fee=plain(started.fee_rate),
         seed=started.seed,
-        fill_model=started.fill_model,
+        fill_model=fill_model,
+        fill=fill_options,
         data_label=started.data_source,
+        gaps="allow",  # the recorded run accepted this very file (its digest is checked)
     )
     same_code = started.code_version == report.code_version_replaying
     with tempfile.TemporaryDirectory(prefix="tradeledger-replay-") as work:
         scratch = replace(request, ledger_url=str(Path(work) / "rerun.db"))
+        # An agent's answers come from the record (matched by input digest), never its server.
+        recorded = RecordedChat(event for _, event in log.events)
         _, rerun_store = run_backtest_request(
-            scratch, replay_of=RecordedStart(run_id=report.run_id, halted=log.halted_at_start)
+            scratch,
+            replay_of=RecordedStart(run_id=report.run_id, halted=log.halted_at_start),
+            chat=recorded.connect,
         )
         try:
             replayed = [e for _, e in _all_events(rerun_store)]

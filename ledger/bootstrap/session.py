@@ -15,6 +15,7 @@ Start-up order, each step before any order can leave the process:
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import signal
 import tomllib
@@ -35,6 +36,7 @@ from ledger.adapters.ids import RandomIds
 from ledger.adapters.keystore import KeyRefusedError, KeyStore
 from ledger.adapters.store import LedgerStore, is_postgres_url
 from ledger.adapters.tape import JsonlTape
+from ledger.application.decisions import DecisionSource
 from ledger.application.market_watch import MaintenanceWindow, WatchPolicy
 from ledger.application.session import (
     Reconciliation,
@@ -45,15 +47,19 @@ from ledger.application.session import (
     VenueOrderAbsentError,
     VenueOrderUnknownError,
 )
-from ledger.bootstrap import code_version, open_ledger, read_portfolio, safety
+from ledger.bootstrap import code_version, http_chat, open_ledger, read_portfolio, safety
+from ledger.bootstrap.promotion import PromotionRequest, promote
 from ledger.domain.errors import BadInputError, ParameterError, TradingHaltedError
-from ledger.domain.events import LedgerEvent, OrderAccepted, OrderRejected, RunEnded, TradingMode
+from ledger.domain.events import RunEnded, TradingMode
 from ledger.domain.identifiers import CONTROL_RUN_ID, order_stream_id, run_stream_id
 from ledger.domain.instruments import Instrument
 from ledger.domain.order import OrderState, OrderStatus, evolve
+from ledger.domain.order_answers import accepted, rejected
 from ledger.domain.partial_fills import PartialFillPolicy
+from ledger.domain.promotion import PromotionGates
 from ledger.domain.trading_session import KillSwitchState, kill_switch_engaged
 from ledger.strategies import build_strategy
+from ledger.strategies.chat import RecordedChat
 from projections.portfolio import PortfolioProjection, RunView
 
 TIMEFRAMES_MS = {"1m": 60_000, "5m": 300_000, "15m": 900_000, "1h": 3_600_000}
@@ -146,6 +152,28 @@ class VenueSection(BaseModel):
     keys_file: str | None = None
 
 
+class PromotionSection(BaseModel):
+    """Live sessions: the paper run whose record earns live trading, and the gates (the seed's)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    required: bool = True  # false waives the gates (recorded in the live run)
+    paper_run: str | None = None  # run id or unique prefix of the paper run
+    min_trades: int = Field(default=100, ge=1)
+    min_win_rate: float = Field(default=0.55, ge=0, le=1)
+    max_drawdown: float = Field(default=0.20, gt=0, le=1)  # the worst allowed drawdown, a fraction
+    min_days: float = Field(default=30, ge=0)
+
+    def gates(self) -> PromotionGates:
+        """Return the thresholds as exact decimals."""
+        return PromotionGates(
+            min_trades=self.min_trades,
+            min_win_rate=Decimal(str(self.min_win_rate)),
+            max_drawdown=Decimal(str(self.max_drawdown)),
+            min_days=Decimal(str(self.min_days)),
+        )
+
+
 class SessionConfig(BaseModel):
     """A paper or live session's config file."""
 
@@ -153,6 +181,7 @@ class SessionConfig(BaseModel):
 
     session: SessionSection = Field(default_factory=SessionSection)
     venue: VenueSection = Field(default_factory=VenueSection)
+    promotion: PromotionSection = Field(default_factory=PromotionSection)
 
 
 def load_session_config(path: Path) -> SessionConfig:
@@ -170,12 +199,19 @@ def load_session_config(path: Path) -> SessionConfig:
         msg = f"--config {path}: not valid TOML ({e}); fix the syntax"
         raise BadInputError(msg) from e
     try:
-        return SessionConfig.model_validate(raw)
+        config = SessionConfig.model_validate(raw)
     except ValidationError as e:
         first = e.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
         msg = f"--config {path}: {where}: {first['msg']}; fix that field (unknown keys are refused)"
         raise BadInputError(msg) from e
+    section = config.session
+    try:  # the strategy's own parameters (weights summing to 1, windows, ...), checked offline
+        build_strategy(section.strategy, section.params, chat=RecordedChat(()).connect, symbol=section.symbol)
+    except ParameterError as e:
+        msg = f"--config {path}: session.params: {e}"
+        raise BadInputError(msg) from e
+    return config
 
 
 def _credentials(venue: VenueSection, mode: TradingMode) -> tuple[str, str]:
@@ -243,7 +279,7 @@ def run_session(config_path: Path, mode: TradingMode, ledger_url: str) -> Sessio
     """Validate, lock, recover and run one session; see the module docstring."""
     config = load_session_config(config_path)
     section = config.session
-    strategy = build_strategy(section.strategy, section.params)
+    strategy = build_strategy(section.strategy, section.params, chat=http_chat, symbol=section.symbol)
     key, secret = _credentials(config.venue, mode)
     if mode is TradingMode.LIVE and not (key and secret):
         msg = (
@@ -263,11 +299,37 @@ def run_session(config_path: Path, mode: TradingMode, ledger_url: str) -> Sessio
         section.timeframe,
     )
     with session_lock(ledger_url):
-        return anyio.run(_run, config, mode, ledger_url, gateway, strategy)
+        promotion = None
+        if mode is TradingMode.LIVE:  # before the venue is contacted: a refusal touches nothing else
+            promotion = _promotion(config, strategy, ledger_url)
+        return anyio.run(_run, config, mode, ledger_url, gateway, strategy, promotion)
+
+
+def _promotion(config: SessionConfig, strategy: DecisionSource, ledger_url: str) -> str:
+    """Return why this live session may trade, or raise the recorded refusal (exit 4)."""
+    store = open_ledger(ledger_url, create=True)
+    try:
+        request = PromotionRequest(
+            paper_run=config.promotion.paper_run,
+            required=config.promotion.required,
+            gates=config.promotion.gates(),
+            strategy=strategy.name,
+            params=json.dumps(strategy.params(), sort_keys=True),
+            symbol=config.session.symbol,
+        )
+        portfolio, _ = read_portfolio(store)
+        return promote(store, portfolio, request, SystemClock())
+    finally:
+        store.close()
 
 
 async def _run(
-    config: SessionConfig, mode: TradingMode, ledger_url: str, gateway: CcxtGateway, strategy: object
+    config: SessionConfig,
+    mode: TradingMode,
+    ledger_url: str,
+    gateway: CcxtGateway,
+    strategy: object,
+    promotion: str | None,
 ) -> SessionOutcome:
     section = config.session
     try:
@@ -314,6 +376,7 @@ async def _run(
                 resume_every_s=section.halt_resume_check_seconds,
             ),
             maintenance=tuple(MaintenanceWindow(start=m.start, end=m.end) for m in section.maintenance),
+            promotion=promotion,
             partial_fills=PartialFillPolicy(
                 finish_ratio=Decimal(str(section.partial_fill_finish_ratio)),
                 max_distance=Decimal(str(section.partial_fill_max_distance)),
@@ -455,28 +518,12 @@ async def _recover_one(
     try:
         ack = await venue.recover(cid)
     except VenueOrderAbsentError as e:
-        event: LedgerEvent = OrderRejected(
-            originator_id=order_stream_id(cid),
-            originator_version=state.version + 1,
-            occurred_at=session.ports.clock.now(),
-            run_id=state.run_id,
-            client_order_id=cid,
-            reason="not_at_venue",
-            detail=f"after a restart: {e}",
-        )
-        store.append([event])
+        store.append([rejected(state, "not_at_venue", f"after a restart: {e}", session.ports.clock.now())])
         return "not at the venue: rejected"
     except VenueOrderUnknownError:
         return "still unknown (the venue did not answer); looked up again at the next start-up"
     if state.status is OrderStatus.SUBMITTED:
-        event = OrderAccepted(
-            originator_id=order_stream_id(cid),
-            originator_version=state.version + 1,
-            occurred_at=session.ports.clock.now(),
-            run_id=state.run_id,
-            client_order_id=cid,
-            venue_order_id=ack.venue_order_id,
-        )
+        event = accepted(state, ack.venue_order_id, session.ports.clock.now())
         store.append([event])
         state = evolve(state, event)
     session.adopt(state)

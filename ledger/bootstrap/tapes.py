@@ -157,7 +157,9 @@ def _simulate(started: RunStarted, bars: list[Any]) -> list[LedgerEvent]:
             run = BacktestRun(
                 spec=spec,
                 candles=candles,
-                strategy=build_strategy(started.strategy, json.loads(started.params)),
+                strategy=build_strategy(
+                    started.strategy, json.loads(started.params), symbol=started.instrument
+                ),
                 store=store,
                 venue=BacktestExchange(candles, instrument, started.fee_rate),
                 ids=SeededIds(started.seed),

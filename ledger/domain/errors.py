@@ -48,6 +48,10 @@ class TradingHaltedError(CommandRejectedError):
     """The kill switch is engaged; new orders are denied."""
 
 
+class PromotionRefusedError(CommandRejectedError):
+    """A paper record failed the promotion gates to live; the refusal was recorded."""
+
+
 class InvalidOrderError(CommandRejectedError):
     """The order violates the instrument's step, tick or limits."""
 

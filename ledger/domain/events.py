@@ -124,6 +124,9 @@ class RunStarted(_Event):
     data_digest: str
     config_hash: str
     code_version: str
+    # The fill model and every setting that differs from its default, canonical text such as
+    # "next-open slippage=sqrt latency_ms=250" (fill_models.FillSettings.describe); plain
+    # next-open is "next-open", so the schema did not change when the settings came.
     fill_model: str
 
     def __post_init__(self) -> None:
@@ -243,6 +246,26 @@ class DecisionMade(_Event):
     price_limit: Decimal | None
     confidence: Decimal | None
     rationale: str
+    input_digest: str
+    output: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class DecisionRejected(_Event):
+    """A decision source's answer was refused before it could become an order.
+
+    ``reason`` is machine-readable (``malformed_json``, ``schema_violation``, ``unknown_symbol``,
+    ``out_of_bounds``, ``timeout``, ``http_error``, ...); ``output`` is the raw answer, empty
+    when none arrived.
+    """
+
+    class_version: ClassVar[int] = 1
+
+    decision_id: str
+    source: str
+    instrument: str
+    reason: str
+    detail: str
     input_digest: str
     output: str
 
@@ -391,6 +414,22 @@ class TradingModeSwitched(_Event):
 
 
 @dataclass(frozen=True, kw_only=True)
+class TradingModeRefused(_Event):
+    """A mode switch was refused: the run's record failed the promotion gates.
+
+    Recorded in the stream of the run whose record was judged; ``criteria`` is canonical JSON
+    of every gate with what it requires, what was measured and whether it passed.
+    """
+
+    class_version: ClassVar[int] = 1
+
+    mode_from: TradingMode
+    mode_to: TradingMode
+    criteria: str
+    detail: str
+
+
+@dataclass(frozen=True, kw_only=True)
 class KillSwitchEngaged(_Event):
     """The operator or an automatic trigger engaged the kill switch."""
 
@@ -512,6 +551,7 @@ LedgerEvent = (
     | MarketTapePruned
     | PriceMarked
     | DecisionMade
+    | DecisionRejected
     | OrderPlaced
     | OrderDenied
     | OrderSubmitted
@@ -522,6 +562,7 @@ LedgerEvent = (
     | OrderCanceled
     | OrderExpired
     | TradingModeSwitched
+    | TradingModeRefused
     | KillSwitchEngaged
     | KillSwitchReleased
     | KillSwitchActed
@@ -543,6 +584,7 @@ EVENT_TYPES: tuple[type[LedgerEvent], ...] = (
     MarketTapePruned,
     PriceMarked,
     DecisionMade,
+    DecisionRejected,
     OrderPlaced,
     OrderDenied,
     OrderSubmitted,
@@ -553,6 +595,7 @@ EVENT_TYPES: tuple[type[LedgerEvent], ...] = (
     OrderCanceled,
     OrderExpired,
     TradingModeSwitched,
+    TradingModeRefused,
     KillSwitchEngaged,
     KillSwitchReleased,
     KillSwitchActed,

@@ -12,6 +12,7 @@ import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
+from dataclasses import asdict
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
@@ -23,23 +24,27 @@ from rich.table import Table
 
 from ledger import bootstrap
 from ledger.adapters import audit
+from ledger.adapters.candles_gaps import GapReport
 from ledger.adapters.keystore import KeyRefusedError
-from ledger.adapters.store import LedgerStore, StoreError, is_postgres_url
+from ledger.adapters.store import LedgerStore, PayloadCipher, StoreError, is_postgres_url, new_cipher_key
 from ledger.bootstrap import safety
+from ledger.bootstrap.fill_options import BacktestConfig
 from ledger.bootstrap.follow import AnalyticsFollower, SyncStep
+from ledger.bootstrap.promotion import judge
 from ledger.bootstrap.replay import replay_run
-from ledger.bootstrap.session import load_session_config, run_session, tapes_folder
 from ledger.bootstrap.tapes import list_tapes, prune_tapes, replay_as_backtest
 from ledger.domain.errors import (
     BadInputError,
     InvariantViolationError,
     LedgerError,
+    PromotionRefusedError,
     RunNotFoundError,
     TradingHaltedError,
 )
 from ledger.domain.events import TradingMode
 from ledger.domain.numbers import plain
-from ledger.entrypoints import views
+from ledger.domain.promotion import PromotionGates
+from ledger.entrypoints import backtest_options, data_options, sweep_cli, views
 from ledger.entrypoints.keys_cli import keys_app
 from projections import analytics
 from projections.portfolio import PortfolioProjection
@@ -153,38 +158,33 @@ def _params(values: list[str]) -> dict[str, str]:
 
 @app.command()
 def backtest(  # noqa: PLR0913 - the CLI contract's options
-    data: Annotated[
-        Path | None, typer.Option(help="candle CSV(.gz); default: the bundled real BTC/USDT sample")
+    data: data_options.DataOption = None,
+    symbol: Annotated[str | None, typer.Option(help="instrument; default BTC/USDT")] = None,
+    strategy: Annotated[
+        str | None, typer.Option(help="decision source: sma, rebalance or llm; default sma")
     ] = None,
-    symbol: Annotated[str, typer.Option(help="instrument, e.g. BTC/USDT")] = "BTC/USDT",
-    strategy: Annotated[str, typer.Option(help="decision source: sma")] = "sma",
     param: Annotated[list[str] | None, typer.Option(help="strategy parameter K=V (repeatable)")] = None,
-    cash: Annotated[str, typer.Option(help="starting quote cash")] = "10000",
-    fee: Annotated[str, typer.Option(help="fee rate per side, e.g. 0.001")] = "0.001",
-    fill_model: Annotated[str, typer.Option(help="next-open")] = "next-open",
-    slippage: Annotated[
-        str, typer.Option(help="none (other models come with the backtesting work)")
-    ] = "none",
-    latency_ms: Annotated[int, typer.Option(help="0 (latency comes with the backtesting work)")] = 0,
-    failure_rate: Annotated[
-        str, typer.Option(help="0 (failure injection comes with the backtesting work)")
-    ] = "0",
-    seed: Annotated[int, typer.Option(help="seed of every id and random choice")] = 0,
-    config: Annotated[Path | None, typer.Option(help="TOML config (not supported yet)")] = None,
+    cash: Annotated[str | None, typer.Option(help="starting quote cash; default 10000")] = None,
+    fee: Annotated[str | None, typer.Option(help="taker fee rate per side; default 0.001")] = None,
+    fill_model: backtest_options.FillModelOption = None,
+    slippage: backtest_options.SlippageOption = None,
+    latency_ms: backtest_options.LatencyOption = None,
+    failure_rate: backtest_options.FailureOption = None,
+    seed: Annotated[int | None, typer.Option(help="seed of every id and random draw; default 0")] = None,
+    config: backtest_options.ConfigOption = None,
     report: Annotated[Path | None, typer.Option(help="also write the HTML report here")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
+    gaps: data_options.GapsOption = "refuse",
+    exchange_url: data_options.ExchangeUrlOption = None,
+    maker_fee: backtest_options.MakerFeeOption = None,
+    impact: backtest_options.ImpactOption = None,
+    spread_bps: backtest_options.SpreadOption = None,
+    queue_ahead: backtest_options.QueueOption = None,
+    limit_timeout_s: backtest_options.TimeoutOption = None,
 ) -> None:
-    """Run one backtest into the ledger and print its metrics."""
-    if config is not None:
-        _fail(
-            "--config: config files are not supported by backtest yet; pass options instead", EXIT_BAD_INPUT
-        )
-    _only("--slippage", slippage, "none")
-    _only("--latency-ms", str(latency_ms), "0")
-    _only_zero("--failure-rate", failure_rate)
-    request = bootstrap.BacktestRequest(
-        ledger_url=STATE.ledger,
-        data_path=data,
+    """Run one backtest into the ledger and print its metrics (fill models: README)."""
+    given = BacktestConfig(
+        data=data,
         symbol=symbol,
         strategy=strategy,
         params=_params(param or []),
@@ -192,16 +192,39 @@ def backtest(  # noqa: PLR0913 - the CLI contract's options
         fee=fee,
         seed=seed,
         fill_model=fill_model,
+        slippage=slippage,
+        impact=impact,
+        spread_bps=spread_bps,
+        latency_ms=latency_ms,
+        failure_rate=failure_rate,
+        maker_fee=maker_fee,
+        queue_ahead=queue_ahead,
+        limit_timeout_s=limit_timeout_s,
     )
+    merged = backtest_options.merge(given, config)
+    choice = data_options.resolve(merged.data, gaps, exchange_url)
+    request = bootstrap.BacktestRequest(
+        ledger_url=STATE.ledger,
+        data_path=choice.path,
+        data_label=choice.label,
+        gaps=gaps,
+        **merged.request,
+    )
+    gap_reports: list[GapReport] = []
     with _progress("backtest") as progress:
-        result, store = bootstrap.run_backtest_request(request, progress)
-    portfolio, path = _read_side(store, save=True)  # the writer moves the checkpoint forward
+        result, store = bootstrap.run_backtest_request(request, progress, data_report=gap_reports.append)
+    # The writer saves the portfolio checkpoint; the DuckDB file catches up when it is next
+    # read (query, report, sync, replay), as it does after any writer.
+    portfolio, last_seq = bootstrap.save_portfolio_after(store, result)
     run = portfolio.runs[result.run_id]
     summary = views.backtest_summary(run, store.chain_head(result.run_id).hash)
+    data_summary = data_options.report_gaps(gap_reports[0], choice)
     if report is not None:
+        path = _analytics_path(STATE.ledger)
+        analytics.sync(path, store, portfolio, upto=last_seq)
         _write_report(run, path, report)
     if as_json:
-        _print_json(summary)
+        _print_json({**summary, "data": data_summary})
         return
     stats = summary.pop("metrics")
     _table("run", [summary])
@@ -210,18 +233,10 @@ def backtest(  # noqa: PLR0913 - the CLI contract's options
         out.print(f"report written to {report}")
 
 
-def _only(option: str, value: str, allowed: str) -> None:
-    if value != allowed:
-        _fail(f"{option}: {value!r} is not available yet; only {allowed} is implemented", EXIT_BAD_INPUT)
-
-
-def _only_zero(option: str, value: str) -> None:
-    try:
-        number = Decimal(value)
-    except InvalidOperation:
-        _fail(f"{option}: {value!r} is not a number; use 0", EXIT_BAD_INPUT)
-    if number != 0:
-        _fail(f"{option}: {value} is not available yet; only 0 is implemented", EXIT_BAD_INPUT)
+# `sweep` lives in sweep_cli; these are the helpers it shares with the commands here.
+params_option, progress_bar = _params, _progress
+print_json, print_table = _print_json, _table
+app.command("sweep")(sweep_cli.sweep)
 
 
 def _write_report(run: Any, path: Path, out_path: Path) -> None:
@@ -270,6 +285,35 @@ def positions(
     _table("balances", view["balances"])
     _table("open orders", view["open_orders"])
     out.print(f"equity: {view['equity']}")
+
+
+@app.command()
+def gates(
+    run: Annotated[str | None, typer.Argument(help="paper run id or unique prefix; default: newest")] = None,
+    config: Annotated[
+        Path | None, typer.Option(help="session config whose [promotion] gates to apply; default: the seed's")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Show how a paper run's record measures against the paper -> live promotion gates.
+
+    Read-only: nothing is recorded. `tradeledger live` applies the same gates at start-up and
+    records the switch or the refusal; this exits 4 when the record would be refused.
+    """
+    from ledger.bootstrap.session import load_session_config  # noqa: PLC0415 - ccxt loads for sessions only
+
+    thresholds = PromotionGates() if config is None else load_session_config(config).promotion.gates()
+    portfolio, _ = _read_side(_store())
+    view = views.resolve_run(portfolio, run)
+    criteria = [asdict(c) for c in judge(view, thresholds)]
+    if as_json:
+        _print_json(
+            {"run_id": str(view.run_id), "passed": all(c["passed"] for c in criteria), "criteria": criteria}
+        )
+    else:
+        _table(f"promotion gates: run {view.run_id}", criteria)
+    if not all(c["passed"] for c in criteria):
+        sys.exit(EXIT_REFUSED)
 
 
 def _marks(values: list[str]) -> dict[str, Decimal]:
@@ -329,6 +373,8 @@ def replay(
     store = _store()
     run_id = views.resolve_run(bootstrap.read_portfolio(store)[0], run).run_id
     if as_backtest:
+        from ledger.bootstrap.session import tapes_folder  # noqa: PLC0415 - ccxt loads for sessions only
+
         tape_report = replay_as_backtest(store, run_id, tapes_folder(STATE.ledger))
         shown = views.tape_replay_view(tape_report)
         if as_json:
@@ -360,7 +406,9 @@ def replay(
 
 
 app.add_typer(keys_app, name="keys")
-admin_app = typer.Typer(help="Administration: the admin passphrase that releases the kill switch.")
+admin_app = typer.Typer(
+    help="Administration: the admin passphrase that releases the kill switch; payload cipher keys."
+)
 app.add_typer(admin_app, name="admin")
 
 
@@ -388,6 +436,21 @@ def admin_set_passphrase() -> None:
         store, _secret("TRADELEDGER_ADMIN_PASSPHRASE", "new admin passphrase"), current=current
     )
     out.print("admin passphrase set (its scrypt hash is in the ledger's control stream)")
+
+
+@admin_app.command("new-cipher-key")
+def admin_new_cipher_key() -> None:
+    """Print a fresh AES-256 key for $TRADELEDGER_CIPHER_KEY (encrypted event payloads).
+
+    The key goes to stdout alone, for `export TRADELEDGER_CIPHER_KEY=$(tradeledger admin
+    new-cipher-key)`; a new ledger opened with it set is encrypted and needs it from then on.
+    """
+    key = new_cipher_key()
+    sys.stdout.write(key + "\n")
+    _say(
+        f"new AES-256 key (key id {PayloadCipher(key).key_id[:16]}); keep a copy outside the "
+        "ledger's machine: an encrypted ledger cannot be read without it"
+    )
 
 
 @app.command()
@@ -475,6 +538,8 @@ def config_check(
     as_json: Annotated[bool, typer.Option("--json", help="print the validated config as JSON")] = False,
 ) -> None:
     """Validate a session config: exit 0, or 2 with one sentence naming the field and the fix."""
+    from ledger.bootstrap.session import load_session_config  # noqa: PLC0415 - ccxt loads for sessions only
+
     config = load_session_config(file)
     if as_json:
         sys.stdout.write(config.model_dump_json() + "\n")
@@ -490,6 +555,8 @@ app.add_typer(tapes_app, name="tapes")
 @tapes_app.command("list")
 def tapes_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """List the tapes the ledger recorded and whether each file is still there."""
+    from ledger.bootstrap.session import tapes_folder  # noqa: PLC0415 - ccxt loads for sessions only
+
     rows = [views.tape_row(t) for t in list_tapes(_store(), tapes_folder(STATE.ledger))]
     if as_json:
         _print_json(rows)
@@ -505,6 +572,8 @@ def tapes_prune(
     dry_run: Annotated[bool, typer.Option(help="say what would be removed, remove nothing")] = False,
 ) -> None:
     """Remove old tape files; each removal is recorded in its run, so replays say so."""
+    from ledger.bootstrap.session import tapes_folder  # noqa: PLC0415 - ccxt loads for sessions only
+
     if older_than_days < 0:
         _fail(f"--older-than-days: {older_than_days} is negative; give a number of days >= 0", EXIT_BAD_INPUT)
     chosen = prune_tapes(
@@ -556,7 +625,7 @@ def query(
     """Run DuckDB SQL over the log's typed tables (read-only)."""
     store = _store()
     path = _analytics_path(STATE.ledger)
-    if analytics.synced_seq(path) != store.max_seq():  # behind: fold and sync first
+    if analytics.synced_seq(path, store) != store.max_seq():  # behind: fold and sync first
         _, path = _read_side(store)
     try:
         columns, rows = analytics.query(path, sql)
@@ -609,6 +678,8 @@ def sync(
 
 
 def _session(config: Path, mode: TradingMode, *, as_json: bool) -> None:
+    from ledger.bootstrap.session import run_session  # noqa: PLC0415 - ccxt loads for sessions only
+
     outcome = run_session(config, mode, STATE.ledger)
     store = _store()
     summary = views.backtest_summary(outcome.run, store.chain_head(outcome.run.run_id).hash)
@@ -741,7 +812,7 @@ def main() -> None:
     except InvariantViolationError as e:
         _say(f"integrity failure: {e}")
         sys.exit(EXIT_INTEGRITY)
-    except (TradingHaltedError, KeyRefusedError) as e:
+    except (TradingHaltedError, KeyRefusedError, PromotionRefusedError) as e:
         _say(str(e))
         sys.exit(EXIT_REFUSED)
     except LedgerError as e:

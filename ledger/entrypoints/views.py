@@ -9,7 +9,6 @@ from typing import Any
 from ledger.application.session import Reconciliation
 from ledger.bootstrap.replay import ReplayReport
 from ledger.bootstrap.tapes import TapeInfo, TapeReplayReport
-from ledger.domain.errors import RunNotFoundError
 from ledger.domain.numbers import plain
 from ledger.domain.trading_session import KillSwitchState
 from projections.performance import metrics
@@ -22,21 +21,7 @@ def resolve_run(portfolio: PortfolioProjection, text: str | None) -> RunView:
     Raises:
         RunNotFoundError: no run, or the prefix matches none or several.
     """
-    runs = list(portfolio.runs.values())
-    if not runs:
-        msg = "the ledger holds no runs yet; run `tradeledger backtest` first"
-        raise RunNotFoundError(msg)
-    if text is None:
-        return runs[-1]
-    wanted = text.replace("-", "").lower()
-    matches = [r for r in runs if r.run_id.hex.startswith(wanted)]
-    if len(matches) == 1:
-        return matches[0]
-    if not matches:
-        msg = f"RUN: no run {text!r} in this ledger; list them with `tradeledger sessions`"
-    else:
-        msg = f"RUN: {text!r} matches {len(matches)} runs; give more characters of the run id"
-    raise RunNotFoundError(msg)
+    return portfolio.find_run(text)
 
 
 def session_row(run: RunView) -> dict[str, Any]:

@@ -121,7 +121,7 @@ class SmaCrossover:
         self._sums = (fast_sum, slow_sum)
         return np.flatnonzero(self._up | self._down).astype(np.int64)
 
-    def decide(self, context: MarketContext) -> Decision | None:
+    async def decide(self, context: MarketContext) -> Decision | None:
         """Buy ``size`` of free cash on a cross up when flat; sell everything on a cross down."""
         bar = context.bar
         if self._up[bar] and context.qty_open == ZERO:

@@ -27,9 +27,10 @@ from factories import (
     client_order_id,
     one_of_each_event,
 )
-from ledger.adapters import audit
+from ledger.adapters import audit, codec
 from ledger.adapters.codec import GENESIS_HASH, ChainHead
 from ledger.adapters.store import LedgerStore, open_store
+from ledger.adapters.store.schema import Row
 from ledger.domain.errors import ConcurrencyConflictError
 from ledger.domain.events import LedgerEvent, OrderFilled, Side
 from ledger.domain.identifiers import order_stream_id, run_stream_id
@@ -356,3 +357,57 @@ def test_two_first_checkpoint_saves_conflict_with_a_concurrency_error(
 
     with pytest.raises(ConcurrencyConflictError):
         second_store.save_checkpoint("portfolio", 1, 12, b"twelve", expected_seq=None)
+
+
+# -- rows encoded elsewhere (a sweep's workers) ---------------------------------------------------
+
+
+def _encoded(events: list[LedgerEvent], run_id: UUID, after: ChainHead) -> tuple[list[Row], ChainHead]:
+    rows: list[Row] = []
+    head = after
+    digest = bytes.fromhex(head.hash)
+    for event in events:
+        n = head.n + 1
+        topic, stream, state, digest, hex_digest = codec.encode_link(event, n, head.hash, digest, run_id.hex)
+        rows.append((event.originator_id, stream, event.originator_version, topic, state))
+        head = ChainHead(n=n, hash=hex_digest)
+    return rows, head
+
+
+def test_rows_encoded_elsewhere_are_stored_as_append_would_store_them(ledger_url: str) -> None:
+    events: list[LedgerEvent] = [
+        a_run_started(),
+        a_price_marked(version=2),
+        an_order_placed(),
+        an_order_submitted(),
+        an_order_accepted(),
+        a_fill(),
+    ]
+    first, second = events[:3], events[3:]
+    store = open_store(ledger_url, create=True)
+    try:
+        rows, head = _encoded(first, RUN_ID, ChainHead(n=0, hash=GENESIS_HASH))
+        more, end = _encoded(second, RUN_ID, head)
+        seqs = store.append_encoded(RUN_ID, rows, head_from=ChainHead(n=0, hash=GENESIS_HASH), head_to=head)
+        seqs += store.append_encoded(RUN_ID, more, head_from=head, head_to=end)
+
+        assert [e for _, e in store.read_log(0, 100)] == events
+        assert seqs == [s for s, _ in store.read_log(0, 100)]
+        assert store.chain_head(RUN_ID) == end
+        assert _fresh_head(ledger_url, RUN_ID) == end
+        assert audit.verify(store, RUN_ID).ok
+    finally:
+        store.close()
+
+
+def test_rows_that_do_not_continue_the_committed_chain_are_refused_and_nothing_is_written(
+    store: LedgerStore,
+) -> None:
+    store.append([a_run_started()])
+    rows, head = _encoded([a_price_marked(version=2)], RUN_ID, ChainHead(n=0, hash=GENESIS_HASH))
+
+    with pytest.raises(ConcurrencyConflictError, match="re-encode them after the current head"):
+        store.append_encoded(RUN_ID, rows, head_from=ChainHead(n=0, hash=GENESIS_HASH), head_to=head)
+
+    assert store.max_seq() == 1
+    assert store.chain_head(RUN_ID).n == 1

@@ -269,3 +269,28 @@ def test_a_file_held_too_long_is_one_clear_error(tmp_path: Path, two_runs, monke
         holder.kill()
         holder.communicate(timeout=30)
         store.close()
+
+
+def test_a_projection_file_left_by_a_deleted_ledger_is_rebuilt_not_served(
+    tmp_path: Path, two_runs: list[LedgerEvent]
+) -> None:
+    path = tmp_path / "analytics.duckdb"
+    first = open_store(str(tmp_path / "first.db"), create=True)
+    first.append(two_runs)  # both runs
+    _rebuilt(first, path)
+    first.close()
+    second = open_store(str(tmp_path / "second.db"), create=True)
+    second.append([e for e in two_runs if e.run_id == two_runs[-1].run_id])  # the second run alone
+    second_run = str(two_runs[-1].run_id)
+
+    assert analytics.synced_seq(path, second) is None  # not this ledger's file
+    _rebuilt(second, path)
+
+    assert analytics.synced_seq(path, second) == second.max_seq()
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        assert con.execute("SELECT DISTINCT run_id::VARCHAR FROM events").fetchall() == [(second_run,)]
+        assert con.execute("SELECT count(*) FROM events").fetchone() == (second.max_seq(),)
+    finally:
+        con.close()
+    second.close()

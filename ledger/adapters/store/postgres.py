@@ -19,6 +19,7 @@ from eventsourcing.utils import retry
 from ledger.adapters.store.ledger_store import LedgerStore
 from ledger.adapters.store.schema import (
     CHECKPOINTS_DDL,
+    META_DDL,
     SEGMENTS_DDL,
     Row,
     SegmentRow,
@@ -165,8 +166,13 @@ def _ensure_postgres_tables(
         with datastore.transaction(commit=False) as c:
             c.execute(
                 "SELECT to_regclass(%s) IS NOT NULL AND to_regclass(%s) IS NOT NULL "
-                "AND to_regclass(%s) IS NOT NULL AS ok",
-                [f"{prefix}stored_events", f"{prefix}chain_segments", f"{prefix}projection_checkpoints"],
+                "AND to_regclass(%s) IS NOT NULL AND to_regclass(%s) IS NOT NULL AS ok",
+                [
+                    f"{prefix}stored_events",
+                    f"{prefix}chain_segments",
+                    f"{prefix}projection_checkpoints",
+                    f"{prefix}ledger_meta",
+                ],
             )
             row = c.fetchone()
             return row is not None and bool(row["ok"])
@@ -187,6 +193,7 @@ def _ensure_postgres_tables(
             with datastore.transaction(commit=True) as c:
                 c.execute(SEGMENTS_DDL.format(p=prefix, suffix=""))
                 c.execute(CHECKPOINTS_DDL.format(p=prefix, blob="BYTEA"))
+                c.execute(META_DDL.format(p=prefix))
         finally:
             lock_conn.execute("SELECT pg_advisory_unlock(%s)", [_DDL_LOCK_KEY])
             lock_conn.commit()

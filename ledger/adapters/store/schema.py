@@ -24,6 +24,8 @@ CHECKPOINTS_DDL = (
     "name TEXT PRIMARY KEY, version INTEGER NOT NULL, last_seq BIGINT NOT NULL, "
     "state {blob} NOT NULL)"
 )
+# Facts about the ledger as a whole, one row each; today only ``payload_cipher`` (cipher.py).
+META_DDL = "CREATE TABLE IF NOT EXISTS {p}ledger_meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)"
 
 
 class StoreError(LedgerError):
@@ -32,13 +34,18 @@ class StoreError(LedgerError):
 
 @dataclass(frozen=True)
 class StoredRow:
-    """One stored event as the log holds it (for verify and export)."""
+    """One stored event as the log holds it, decrypted (for verify and export).
+
+    ``fault`` says why ``state`` could not be decrypted (the sealed bytes are then kept as
+    stored); it is None for every readable row and on a plaintext ledger.
+    """
 
     seq: int
     topic: str
     originator_id: UUID
     originator_version: int
     state: bytes
+    fault: str | None = None
 
 
 # One encoded event as LedgerStore.append hands it to a recorder:

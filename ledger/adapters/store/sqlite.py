@@ -31,6 +31,7 @@ from eventsourcing.sqlite import (
 from ledger.adapters.store.ledger_store import LedgerStore
 from ledger.adapters.store.schema import (
     CHECKPOINTS_DDL,
+    META_DDL,
     SEGMENTS_DDL,
     SQLITE_SEGMENTS_SUFFIX,
     Row,
@@ -219,6 +220,7 @@ def create_sqlite_store(path: Path) -> LedgerStore:
     with datastore.transaction(commit=True) as c:
         c.execute(SEGMENTS_DDL.format(p="", suffix=SQLITE_SEGMENTS_SUFFIX))
         c.execute(CHECKPOINTS_DDL.format(p="", blob="BLOB"))
+        c.execute(META_DDL.format(p=""))
     return LedgerStore(recorder, datastore, placeholder="?", prefix="")
 
 

@@ -21,6 +21,7 @@ from ledger.adapters.candles_csv import load_candles
 from ledger.adapters.ids import SeededIds
 from ledger.adapters.store import LedgerStore, open_store
 from ledger.application.candles import Bar, Candles
+from ledger.application.market_watch import MaintenanceWindow
 from ledger.application.session import (
     OrderBook,
     SessionSpec,
@@ -139,7 +140,7 @@ class Script:
     def candidate_bars(self, candles: Candles) -> np.ndarray:
         return np.arange(len(candles), dtype=np.int64)
 
-    def decide(self, context: MarketContext) -> Decision | None:  # noqa: ARG002 - scripted
+    async def decide(self, context: MarketContext) -> Decision | None:  # noqa: ARG002 - scripted
         return self.decisions.pop(0) if self.decisions else None
 
 
@@ -202,6 +203,7 @@ def _session(
     halted: bool = False,
     book: OrderBook | None = None,
     policy: PartialFillPolicy | None = None,
+    maintenance: tuple[MaintenanceWindow, ...] = (),
 ) -> TradingSession:
     spec = SessionSpec(
         mode=TradingMode.LIVE,
@@ -216,6 +218,7 @@ def _session(
         data_source="scripted:BTC/USDT:1m",
         halted=halted,
         partial_fills=policy or PartialFillPolicy(),
+        maintenance=maintenance,
     )
     wiring = SessionWiring(
         store=store, venue=venue, feed=Feed(book), ids=SeededIds(0), clock=Clock(), tape=Tape()
@@ -276,6 +279,18 @@ async def test_an_engaged_kill_switch_denies_before_the_venue(store) -> None:
     events = await _steps(_session(store, venue, [_buy("1000")], halted=True), 1)
 
     assert [d.reason for d in _only(events, OrderDenied)] == ["kill_switch"]
+    assert venue.sent == []
+
+
+@pytest.mark.anyio
+async def test_a_maintenance_window_ahead_denies_a_buy_on_the_very_first_bar(store) -> None:
+    start = Clock().t + timedelta(minutes=30)  # within the hour before: no new positions
+    window = MaintenanceWindow(start=start, end=start + timedelta(hours=1))
+    venue = Venue(store, outcomes=["v-1"])
+
+    events = await _steps(_session(store, venue, [_buy("1000")], maintenance=(window,)), 1)
+
+    assert [d.reason for d in _only(events, OrderDenied)] == ["maintenance"]
     assert venue.sent == []
 
 
