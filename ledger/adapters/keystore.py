@@ -1,10 +1,15 @@
-"""Exchange API keys, encrypted at rest in one file (SPEC C12).
+"""Exchange and LLM API keys, encrypted at rest in one file (SPEC C12).
 
 The whole key set is one JSON document, encrypted with AES-256-GCM under a key that scrypt
 derives from a passphrase; ``keystore_format`` owns the bytes and the document's records, this
 module owns the rules (labels, exchanges, permissions, rotation) and the read-change-write cycle.
 Each key has a label (unique), a ccxt exchange id, permissions (a subset of read and trade: a
 key that can withdraw is refused) and, after rotations, encrypted backups of its earlier keys.
+
+An LLM agent's API key is stored with the exchange ``llm``: one bearer key and no secret (its
+secret is stored empty), permissions ``read`` only (it never trades). ``labeled_key`` is how the
+rest of the ledger reads a key: the file from ``$TRADELEDGER_KEYS`` (else
+``~/.tradeledger/keys.enc``) and the passphrase from ``$TRADELEDGER_KEYS_PASSPHRASE``.
 
 Secrets are wrapped in ``Secret``, whose ``repr`` and ``str`` are masked; the full API key is
 left out of every ``repr``. Nothing here logs, and no message carries key material.
@@ -13,6 +18,7 @@ left out of every ``repr``. Nothing here logs, and no message carries key materi
 from __future__ import annotations
 
 import difflib
+import os
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import replace
@@ -40,10 +46,14 @@ from ledger.adapters.keystore_format import (
     unseal,
     write_private_file,
 )
+from ledger.domain.errors import ParameterError
 from ledger.ports import Clock
 
 __all__ = [
     "DEFAULT_SCRYPT_N",
+    "KEYS_ENV",
+    "LLM",
+    "PASSPHRASE_ENV",
     "PERMISSIONS",
     "KeyBackup",
     "KeyFileTooOpenError",
@@ -53,14 +63,21 @@ __all__ = [
     "Secret",
     "StoredKey",
     "WithdrawPermissionError",
+    "check_credentials",
     "check_exchange",
     "check_label",
+    "key_file_path",
+    "labeled_key",
     "mask_key",
     "parse_permissions",
 ]
 
 DEFAULT_SCRYPT_N: Final = 2**SCRYPT_LOG2_N_DEFAULT
 WITHDRAW = "withdraw"
+# The exchange of an LLM API key (not a ccxt id): a bearer key without a secret that never trades.
+LLM: Final = "llm"
+KEYS_ENV: Final = "TRADELEDGER_KEYS"
+PASSPHRASE_ENV: Final = "TRADELEDGER_KEYS_PASSPHRASE"  # noqa: S105 - the variable name, not a value
 # Why a cap: every rotation keeps the replaced key; ten is a long history of revoked keys, and
 # the file stays bounded however often a scheduler rotates.
 BACKUPS_MAX = 10
@@ -95,14 +112,23 @@ def parse_permissions(value: str | Iterable[str]) -> tuple[str, ...]:
 
 
 def check_exchange(exchange: str) -> str:
-    """Return the ccxt id of ``exchange`` (any case) if ccxt knows it, else raise ``KeyStoreError``."""
+    """Return the ccxt id of ``exchange`` (any case) if ccxt knows it, else raise ``KeyStoreError``.
+
+    ``llm`` (any case) is accepted too: the exchange of an LLM agent's API key.
+    """
+    if exchange.lower() == LLM:
+        return LLM
     import ccxt  # noqa: PLC0415 - only adding a key pays for loading ccxt
 
     known: list[str] = list(ccxt.exchanges)
     if exchange.lower() in known:
         return exchange.lower()
     close = difflib.get_close_matches(exchange.lower(), known, n=3)
-    hint = f"did you mean {', '.join(close)}?" if close else "e.g. binance, upbit (see ccxt.exchanges)"
+    hint = (
+        f"did you mean {', '.join(close)}?"
+        if close
+        else "e.g. binance, upbit (see ccxt.exchanges), or llm for an LLM agent's API key"
+    )
     msg = f"--exchange: {exchange!r} is not an exchange ccxt knows; {hint}"
     raise KeyStoreError(msg)
 
@@ -115,11 +141,21 @@ def check_label(label: str) -> str:
     return label
 
 
-def _check_credentials(api_key: str, api_secret: str) -> None:
+def check_credentials(exchange: str, api_key: str, api_secret: str, permissions: tuple[str, ...]) -> None:
+    """Raise ``KeyStoreError`` unless the key fits ``exchange``: an llm key has no secret and only reads."""
     # The values are never quoted: they are the material this module keeps out of messages.
     if not api_key.strip():
-        msg = "--api-key is empty; paste the exchange's API key"
+        whose = "the LLM server's" if exchange == LLM else "the exchange's"
+        msg = f"--api-key is empty; paste {whose} API key"
         raise KeyStoreError(msg)
+    if exchange == LLM:
+        if api_secret:
+            msg = "--api-secret: an llm key is one API key without a secret; leave --api-secret out"
+            raise KeyStoreError(msg)
+        if permissions != ("read",):
+            msg = "--permissions: an llm key never trades; leave --permissions out (it is stored as read)"
+            raise KeyStoreError(msg)
+        return
     if not api_secret.strip():
         msg = "--api-secret is empty; paste the exchange's API secret"
         raise KeyStoreError(msg)
@@ -180,7 +216,7 @@ class KeyStore:
         allowed = parse_permissions(permissions)
         check_label(label)
         exchange = check_exchange(exchange)
-        _check_credentials(api_key, api_secret)
+        check_credentials(exchange, api_key, api_secret, allowed)
         stored = StoredKey(
             label=label,
             exchange=exchange,
@@ -217,19 +253,20 @@ class KeyStore:
             passphrase: the key file's passphrase.
             label: the label to rotate.
             api_key: the new API key.
-            api_secret: the new API secret.
+            api_secret: the new API secret (empty for an ``llm`` key).
             permissions: the new key's permissions; by default those of the replaced key.
 
         Raises:
             WithdrawPermissionError: the permissions include withdraw (exit 4).
-            KeyStoreError: no such label, the same key again, or any ``load`` error (exit 2).
+            KeyStoreError: no such label, the same key again, a bad credential for the label's
+                exchange, or any ``load`` error (exit 2).
         """
         allowed = None if permissions is None else parse_permissions(permissions)
-        _check_credentials(api_key, api_secret)
         now = self._clock.now()
 
         def change(keys: dict[str, StoredKey]) -> StoredKey:
             current = self._existing(keys, label)
+            check_credentials(current.exchange, api_key, api_secret, allowed or current.permissions)
             if current.api_key == api_key and current.api_secret.reveal() == api_secret:
                 msg = f"--api-key: label {label!r} already has this key and secret; give the new ones"
                 raise KeyStoreError(msg)
@@ -296,6 +333,47 @@ class KeyStore:
             result = change(keys)
             write_private_file(self.path, seal(encode_document(keys), kdf, key))
         return result
+
+
+def key_file_path(keys: Path | str | None = None) -> Path:
+    """Return the key file: ``keys`` if given, else ``$TRADELEDGER_KEYS``, else ~/.tradeledger/keys.enc."""
+    if keys:
+        return Path(keys).expanduser()
+    from_env = os.environ.get(KEYS_ENV)
+    if from_env:
+        return Path(from_env).expanduser()
+    return Path.home() / ".tradeledger" / "keys.enc"
+
+
+def labeled_key(label: str, *, field: str, keys: Path | str | None = None) -> StoredKey:
+    """Return the key stored under ``label``, opening the file with ``$TRADELEDGER_KEYS_PASSPHRASE``.
+
+    Args:
+        label: the key's label.
+        field: the setting that named the label (``venue.key_label``, ``--param key_label``);
+            every message starts with it.
+        keys: the key file; by default as ``key_file_path`` says.
+
+    Raises:
+        ParameterError: the passphrase is not set, or no key has that label (exit 2).
+        KeyStoreError: no key file, a wrong passphrase, a damaged file (exit 2).
+        KeyFileTooOpenError: the file's mode is wider than 0600 (exit 4).
+    """
+    path = key_file_path(keys)
+    passphrase = os.environ.get(PASSPHRASE_ENV)
+    if not passphrase:
+        msg = f"{field}: set ${PASSPHRASE_ENV} to open the key store {path}"
+        raise ParameterError(msg)
+    try:
+        stored = KeyStore(path).load(passphrase).get(label)
+    except KeyStoreError as e:
+        # The store's messages carry paths and format fields, never key material.
+        msg = f"{field}: {e}"
+        raise KeyStoreError(msg) from e
+    if stored is None:
+        msg = f"{field}: no key {label!r} in {path}; add it with `tradeledger keys add --label {label} ...`"
+        raise ParameterError(msg)
+    return stored
 
 
 def _check_passphrase(passphrase: str) -> None:

@@ -8,10 +8,13 @@ after an exponential backoff (a 429's ``Retry-After`` seconds when longer, at mo
 is a timeout, because a model that missed the limit once is likely to miss it again while the
 bar it was asked about goes stale.
 
-The API key comes from ``$TRADELEDGER_LLM_API_KEY``, else ``$OPENAI_API_KEY``; without one no
-``Authorization`` header is sent (local servers need none). It is never part of the request
-body (so never of the input digest), a ``repr``, an error or a recorded event; errors are
-raised ``from None`` so that aiohttp's exception chain cannot carry request details along.
+The API key comes from the encrypted key store when the endpoint names a ``key_label`` (a key
+added with ``tradeledger keys add --exchange llm``; the file and passphrase as
+``ledger.adapters.keystore.labeled_key`` finds them), else from ``$TRADELEDGER_LLM_API_KEY``,
+else ``$OPENAI_API_KEY``; without one no ``Authorization`` header is sent (local servers need
+none). It is never part of the request body (so never of the input digest), a ``repr``, an
+error or a recorded event; errors are raised ``from None`` so that aiohttp's exception chain
+cannot carry request details along.
 """
 
 from __future__ import annotations
@@ -24,9 +27,12 @@ from typing import Any
 import aiohttp
 import anyio
 
+from ledger.adapters.keystore import LLM, labeled_key
+from ledger.domain.errors import ParameterError
 from ledger.strategies.chat import HTTP_ERROR, REFUSED, TIMEOUT, ChatEndpoint, ChatFailedError
 
 API_KEY_ENVS = ("TRADELEDGER_LLM_API_KEY", "OPENAI_API_KEY")
+KEY_LABEL_FIELD = "--param key_label"
 # Why 30 s: a rate limit asking for longer is better recorded as a failed decision than
 # allowed to stall the run; the next candidate bar asks again.
 BACKOFF_MS_MAX = 30_000
@@ -62,9 +68,27 @@ class OpenAIChat:
 
     @classmethod
     def connect(cls, endpoint: ChatEndpoint) -> OpenAIChat:
-        """Return a client for ``endpoint`` with the API key from the environment (a ``ChatConnector``)."""
-        key = next((os.environ[name] for name in API_KEY_ENVS if os.environ.get(name)), None)
-        return cls(endpoint, api_key=key)
+        """Return a client for ``endpoint`` (a ``ChatConnector``) with its API key.
+
+        The key is the key store's ``endpoint.key_label`` when set, else the environment's.
+
+        Raises:
+            ParameterError: ``$TRADELEDGER_KEYS_PASSPHRASE`` is not set, the label is unknown,
+                or it names an exchange's key (exit 2).
+            KeyStoreError: no key file, a wrong passphrase, a damaged file (exit 2).
+            KeyFileTooOpenError: the key file's mode is wider than 0600 (exit 4).
+        """
+        if endpoint.key_label is None:
+            key = next((os.environ[name] for name in API_KEY_ENVS if os.environ.get(name)), None)
+            return cls(endpoint, api_key=key)
+        stored = labeled_key(endpoint.key_label, field=KEY_LABEL_FIELD)
+        if stored.exchange != LLM:
+            msg = (
+                f"{KEY_LABEL_FIELD}: key {stored.label!r} is a {stored.exchange} exchange key, not an LLM "
+                f"API key; add one with `tradeledger keys add --exchange {LLM} --label NAME --api-key KEY`"
+            )
+            raise ParameterError(msg)
+        return cls(endpoint, api_key=stored.api_key)
 
     def __repr__(self) -> str:
         key = "***" if self._api_key else "none"

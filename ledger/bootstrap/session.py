@@ -33,7 +33,7 @@ from ledger.adapters.clock import SystemClock
 from ledger.adapters.exchange_ccxt import CcxtGateway, VenueConfig
 from ledger.adapters.exchange_paper import PaperGateway
 from ledger.adapters.ids import RandomIds
-from ledger.adapters.keystore import KeyRefusedError, KeyStore
+from ledger.adapters.keystore import LLM, KeyRefusedError, labeled_key
 from ledger.adapters.store import LedgerStore, is_postgres_url
 from ledger.adapters.tape import JsonlTape
 from ledger.application.decisions import DecisionSource
@@ -218,22 +218,16 @@ def _credentials(venue: VenueSection, mode: TradingMode) -> tuple[str, str]:
     """Return the API key and secret: from the key store when a label is given, else the environment.
 
     Raises:
-        ParameterError: the key store's passphrase is not set.
+        ParameterError: the key store's passphrase is not set, the label is unknown, or it
+            names an LLM agent's key.
+        KeyStoreError: no key file, a wrong passphrase, a damaged file.
         KeyRefusedError: a live session's key lacks the trade permission (exit 4).
     """
     if venue.key_label is None:
         return os.environ.get(venue.api_key_env, ""), os.environ.get(venue.api_secret_env, "")
-    passphrase = os.environ.get("TRADELEDGER_KEYS_PASSPHRASE")
-    if not passphrase:
-        msg = "venue.key_label: set $TRADELEDGER_KEYS_PASSPHRASE to open the key store"
-        raise ParameterError(msg)
-    path = Path(
-        venue.keys_file or os.environ.get("TRADELEDGER_KEYS") or Path.home() / ".tradeledger" / "keys.enc"
-    )
-    keys = KeyStore(path).load(passphrase)
-    stored = keys.get(venue.key_label)
-    if stored is None:
-        msg = f"venue.key_label: no key {venue.key_label!r} in {path}; add it with `tradeledger keys add`"
+    stored = labeled_key(venue.key_label, field="venue.key_label", keys=venue.keys_file)
+    if stored.exchange == LLM:
+        msg = f"venue.key_label: key {venue.key_label!r} is an LLM agent's API key; name an exchange key"
         raise ParameterError(msg)
     if mode is TradingMode.LIVE and "trade" not in stored.permissions:
         msg = f"venue.key_label: key {venue.key_label!r} may only read; live trading needs a trade key"

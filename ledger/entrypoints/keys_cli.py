@@ -1,10 +1,13 @@
-"""`tradeledger keys ...`: add, list, rotate and remove encrypted exchange API keys (SPEC C12).
+"""`tradeledger keys ...`: add, list, rotate and remove encrypted API keys (SPEC C12).
 
 The key file is ``--keys PATH`` (default ``$TRADELEDGER_KEYS``, else ``~/.tradeledger/keys.enc``);
 the passphrase comes from ``$TRADELEDGER_KEYS_PASSPHRASE``, else a hidden prompt on a terminal,
 else the first line of stdin. Errors are one line on stderr: exit 2 for bad input (a wrong
 passphrase, a truncated file, an unknown exchange or permission), exit 4 for a safety refusal
 (a key that can withdraw, a key file others can read).
+
+``--exchange llm`` stores an LLM agent's API key (``--param key_label=LABEL``): the key alone,
+no ``--api-secret`` and no ``--permissions`` (it is stored as read: it never trades).
 """
 
 from __future__ import annotations
@@ -22,23 +25,25 @@ from rich.console import Console
 from rich.table import Table
 
 from ledger.adapters.keystore import (
+    LLM,
+    PASSPHRASE_ENV,
     KeyRefusedError,
     KeyStore,
     StoredKey,
+    check_credentials,
     check_exchange,
     check_label,
+    key_file_path,
     parse_permissions,
 )
 from ledger.domain.errors import BadInputError
 
 EXIT_BAD_INPUT = 2
 EXIT_REFUSED = 4
-PASSPHRASE_ENV = "TRADELEDGER_KEYS_PASSPHRASE"  # noqa: S105 - the variable name, not a value
-KEYS_ENV = "TRADELEDGER_KEYS"
 
 keys_app = typer.Typer(
     no_args_is_help=True,
-    help="Encrypted exchange API keys (AES-GCM, scrypt passphrase); withdraw permission refused.",
+    help="Encrypted exchange and LLM API keys (AES-GCM, scrypt passphrase); withdraw permission refused.",
 )
 
 KeysOption = Annotated[
@@ -46,10 +51,12 @@ KeysOption = Annotated[
     typer.Option("--keys", help="key file [default: $TRADELEDGER_KEYS or ~/.tradeledger/keys.enc]"),
 ]
 LabelOption = Annotated[str, typer.Option("--label", help="the key's unique name, e.g. binance-main")]
-ApiKeyOption = Annotated[str, typer.Option("--api-key", help="the exchange's API key")]
+ApiKeyOption = Annotated[str, typer.Option("--api-key", help="the exchange's (or LLM server's) API key")]
 ApiSecretOption = Annotated[
     str | None,
-    typer.Option("--api-secret", help="the exchange's API secret; prompted (hidden) when left out"),
+    typer.Option(
+        "--api-secret", help="the exchange's API secret; prompted (hidden) when left out; none for llm keys"
+    ),
 ]
 
 
@@ -68,15 +75,6 @@ def _errors_to_exit_codes() -> Iterator[None]:
         _fail(str(e), EXIT_REFUSED)
     except BadInputError as e:
         _fail(str(e), EXIT_BAD_INPUT)
-
-
-def _key_file(keys: Path | None) -> Path:
-    if keys is not None:
-        return keys.expanduser()
-    from_env = os.environ.get(KEYS_ENV)
-    if from_env:
-        return Path(from_env).expanduser()
-    return Path.home() / ".tradeledger" / "keys.enc"
 
 
 def _passphrase(path: Path, *, new: bool) -> str:
@@ -109,7 +107,9 @@ def _summary(stored: StoredKey) -> str:
 
 @keys_app.command("add")
 def add_command(
-    exchange: Annotated[str, typer.Option("--exchange", help="a ccxt exchange id, e.g. binance")],
+    exchange: Annotated[
+        str, typer.Option("--exchange", help="a ccxt exchange id, e.g. binance; llm for an LLM agent's key")
+    ],
     label: LabelOption,
     api_key: ApiKeyOption,
     api_secret: ApiSecretOption = None,
@@ -118,15 +118,17 @@ def add_command(
     ] = "read",
     keys: KeysOption = None,
 ) -> None:
-    """Add an exchange API key under a new label (creates the key file, mode 0600)."""
-    path = _key_file(keys)
+    """Add an exchange or LLM API key under a new label (creates the key file, mode 0600)."""
+    path = key_file_path(keys)
     with _errors_to_exit_codes():
         # Refuse bad input before asking for any secret or passphrase.
-        parse_permissions(permissions)
+        allowed = parse_permissions(permissions)
         check_label(label)
-        check_exchange(exchange)
+        exchange = check_exchange(exchange)
         store = KeyStore(path)
-        secret = _secret(api_secret)
+        # An llm key has no secret to ask for (nor to accept).
+        secret = (api_secret or "") if exchange == LLM else _secret(api_secret)
+        check_credentials(exchange, api_key, secret, allowed)
         stored = store.add(
             _passphrase(path, new=not store.exists()),
             exchange=exchange,
@@ -144,7 +146,7 @@ def list_command(
     keys: KeysOption = None,
 ) -> None:
     """List the keys: label, exchange, permissions, times, backups and a masked key id."""
-    path = _key_file(keys)
+    path = key_file_path(keys)
     with _errors_to_exit_codes():
         store = KeyStore(path)
         loaded = store.load(_passphrase(path, new=False)) if store.exists() else {}
@@ -193,14 +195,19 @@ def rotate_command(
     keys: KeysOption = None,
 ) -> None:
     """Replace a label's key; the old one stays in the file as an encrypted backup."""
-    path = _key_file(keys)
+    path = key_file_path(keys)
     with _errors_to_exit_codes():
         if permissions is not None:
             parse_permissions(permissions)  # refused before asking for any secret
         store = KeyStore(path)
-        secret = _secret(api_secret)
+        passphrase = _passphrase(path, new=False)
+        # Only an exchange key has a secret to ask for: an llm key has none, and an unknown
+        # label is refused by rotate below.
+        current = store.load(passphrase).get(label)
+        asks = current is not None and current.exchange != LLM
+        secret = _secret(api_secret) if asks else (api_secret or "")
         stored = store.rotate(
-            _passphrase(path, new=False),
+            passphrase,
             label=label,
             api_key=api_key,
             api_secret=secret,
@@ -212,7 +219,7 @@ def rotate_command(
 @keys_app.command("remove")
 def remove_command(label: LabelOption, keys: KeysOption = None) -> None:
     """Remove a label's key and its backups from the key file."""
-    path = _key_file(keys)
+    path = key_file_path(keys)
     with _errors_to_exit_codes():
         removed = KeyStore(path).remove(_passphrase(path, new=False), label)
     typer.echo(f"removed {_summary(removed)} from {path}")

@@ -51,12 +51,15 @@ class ChatEndpoint:
     ``timeout_ms`` bounds one attempt (connecting included); up to ``retries`` more attempts
     follow a 429, a 5xx or a failed connection, after ``backoff_ms``, then twice that, and so
     on (a 429's ``Retry-After`` is honoured up to ``BACKOFF_MS_MAX`` of the adapter).
+    ``key_label`` names the API key in the encrypted key store (a label, never the key); None
+    leaves the key to the environment. A recorded transport ignores it.
     """
 
     base_url: str
     timeout_ms: int
     retries: int
     backoff_ms: int
+    key_label: str | None = None
 
 
 class ChatTransport(Protocol):

@@ -54,6 +54,8 @@ class LlmAgent:
 
         Raises:
             ParameterError: a missing, unknown or invalid parameter (``LlmParams.parse``).
+            BadInputError: ``chat`` cannot open the API key ``key_label`` names (the HTTP
+                connector reads it from the key store; a recorded one needs none).
         """
         settings = LlmParams.parse(params)
         endpoint = ChatEndpoint(
@@ -61,6 +63,7 @@ class LlmAgent:
             timeout_ms=settings.timeout_ms,
             retries=settings.retries,
             backoff_ms=settings.backoff_ms,
+            key_label=settings.key_label,
         )
         return cls(settings=settings, transport=chat(endpoint))
 

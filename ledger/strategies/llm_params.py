@@ -1,7 +1,11 @@
 """The LLM agent's ``--param`` keys: parsed, checked, and written back as recorded strings.
 
 Every key below is recorded in ``RunStarted.params`` (so in the run's config hash and id); the
-API key never is: it comes from the environment (``ledger.adapters.openai_chat``).
+API key never is: it comes from the environment, or from the encrypted key store when
+``key_label`` names it (``ledger.adapters.openai_chat``). The key file is not a parameter (a
+path would make the run id depend on where the file lies): it is ``$TRADELEDGER_KEYS``, else
+``~/.tradeledger/keys.enc``, opened with ``$TRADELEDGER_KEYS_PASSPHRASE``. A replay serves the
+recorded answers and opens no key store.
 
 =============  =========  ===================================================================
 key            default    meaning
@@ -18,6 +22,9 @@ retries        2          extra attempts after a 429, a 5xx or a failed connecti
 backoff_s      1          the first retry's wait, doubling each time (0 to 60)
 limit_orders   false      let the model set price_limit (null: a market order)
 limit_band     0.02       a limit price must lie within this fraction of the close (0 to 0.5]
+key_label      (none)     the API key's label in the key store (``tradeledger keys add
+                          --exchange llm``); without it, ``$TRADELEDGER_LLM_API_KEY``, else
+                          ``$OPENAI_API_KEY``, else no key
 =============  =========  ===================================================================
 """
 
@@ -41,7 +48,7 @@ _DEFAULTS = {
     "limit_orders": "false",
     "limit_band": "0.02",
 }
-_KEYS = frozenset({"base_url", "model", "seed", *_DEFAULTS})
+_KEYS = frozenset({"base_url", "model", "seed", "key_label", *_DEFAULTS})
 _SECRET_KEYS = frozenset({"api_key", "key", "token", "secret", "password"})
 # Why 500: a prompt of 500 one-minute bars is about 40k characters, near what small local
 # models take as context; more history belongs in features, not raw rows.
@@ -71,6 +78,7 @@ class LlmParams:
     backoff_s: Decimal
     limit_orders: bool
     limit_band: Decimal
+    key_label: str | None
 
     @property
     def timeout_ms(self) -> int:
@@ -104,6 +112,12 @@ class LlmParams:
             msg = f"--param limit_orders={values['limit_orders']}: write true or false"
             raise ParameterError(msg)
         seed = values.get("seed")
+        key_label = values.get("key_label")
+        if key_label is not None and not key_label.strip():
+            msg = (
+                "--param key_label: give the label of a key added with `tradeledger keys add --exchange llm`"
+            )
+            raise ParameterError(msg)
         return cls(
             base_url=base_url,
             model=values["model"].strip(),
@@ -117,6 +131,7 @@ class LlmParams:
             backoff_s=_decimal("backoff_s", values, ZERO, BACKOFF_S_MAX),
             limit_orders=limit_orders == "true",
             limit_band=_band(values),
+            key_label=None if key_label is None else key_label.strip(),
         )
 
     def as_strings(self) -> dict[str, str]:
@@ -136,6 +151,8 @@ class LlmParams:
         }
         if self.seed is not None:
             strings["seed"] = str(self.seed)
+        if self.key_label is not None:
+            strings["key_label"] = self.key_label
         return strings
 
 
@@ -144,7 +161,8 @@ def _check_keys(params: Mapping[str, str]) -> None:
     if secret:
         msg = (
             f"--param {secret[0]}: parameters are recorded in the ledger, so a secret is never one; "
-            "set $TRADELEDGER_LLM_API_KEY (or $OPENAI_API_KEY) instead"
+            "set $TRADELEDGER_LLM_API_KEY (or $OPENAI_API_KEY), or store it with "
+            "`tradeledger keys add --exchange llm` and pass --param key_label=LABEL"
         )
         raise ParameterError(msg)
     unknown = sorted(set(params) - _KEYS)

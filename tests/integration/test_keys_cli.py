@@ -199,3 +199,35 @@ def test_the_passphrase_can_come_on_stdin_without_a_terminal(cli, keys_file):
 
     assert code == 0, err
     assert [row["label"] for row in json.loads(out)] == ["main"]
+
+
+def test_an_llm_key_has_no_secret_never_trades_and_rotates_without_a_secret(cli, keys_file):
+    llm_key = "sk-INTEGRATION-llm-key-8899"
+    add = ("keys", "add", "--exchange", "llm", "--label", "openai", "--api-key", llm_key, "--keys", keys_file)
+    before = keys_file.read_bytes()
+    # Refused before any passphrase is asked for: no environment, no stdin.
+    code, _, err = cli(*add, "--api-secret", API_SECRET)
+    assert code == 2
+    assert _one_line(err).startswith("--api-secret: an llm key")
+    code, _, err = cli(*add, "--permissions", "read,trade")
+    assert code == 2
+    assert _one_line(err).startswith("--permissions: an llm key never trades")
+    code, _, err = cli(*add, "--permissions", "withdraw")
+    assert code == 4
+    assert keys_file.read_bytes() == before
+
+    code, out, err = cli(*add, env=ENV)  # no --api-secret and no terminal: nothing is asked
+    assert code == 0, err
+    assert out.startswith("added openai (llm, read, key sk-I…)")
+    code, out, err = cli(
+        "keys", "rotate", "--label", "openai", "--api-key", "sk-INTEGRATION-rotated-0011",
+        "--keys", keys_file, env=ENV,
+    )  # fmt: skip
+    assert code == 0, err
+    assert "1 backup(s) kept" in out
+    code, out, err = cli("keys", "list", "--json", "--keys", keys_file, env=ENV)
+    assert code == 0, err
+    rows = {row["label"]: row for row in json.loads(out)}
+    assert (rows["openai"]["exchange"], rows["openai"]["permissions"]) == ("llm", ["read"])
+    assert llm_key not in out
+    assert llm_key.encode() not in keys_file.read_bytes()

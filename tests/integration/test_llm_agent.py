@@ -16,6 +16,7 @@ import pytest
 
 import chat_server
 from chat_server import Reply, answer, says
+from cli_runner import run_cli
 from ledger.adapters.store import open_store
 from ledger.bootstrap import bundled_sample
 from ledger.domain.events import DecisionMade, DecisionRejected, OrderDenied, OrderPlaced, RunStarted
@@ -186,4 +187,145 @@ def test_bad_agent_parameters_exit_2_naming_the_param(
     assert code == EXIT_BAD_INPUT
     assert named in err
     assert "sk-x" not in err
+    assert not ledger.exists()
+
+
+# -- the API key from the encrypted key store (`keys add --exchange llm`, --param key_label) --------
+
+LLM_KEY = "sk-store-llm-key-0a1b2c3d4e5f"
+EXCHANGE_SECRET = "exchange-secret-never-sent-9876"  # noqa: S105 - made-up test values
+KEYS_PASSPHRASE = "a passphrase for the llm key store"  # noqa: S105
+EXIT_REFUSED = 4
+
+
+@pytest.fixture(scope="module")
+def key_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A key file with the LLM key ``llm-main`` and the exchange key ``binance-main``."""
+    folder = tmp_path_factory.mktemp("keys")
+    keys = folder / "vault" / "keys.enc"
+    env = {"TRADELEDGER_KEYS_PASSPHRASE": KEYS_PASSPHRASE}
+    added = run_cli(
+        ["keys", "add", "--exchange", "llm", "--label", "llm-main", "--api-key", LLM_KEY, "--keys", keys],
+        cwd=folder,
+        env=env,
+    )
+    assert added.returncode == EXIT_OK, added.stderr
+    assert LLM_KEY not in added.stdout + added.stderr
+    exchange = run_cli(
+        ["keys", "add", "--exchange", "binance", "--label", "binance-main", "--api-key", "AKIAEXCHANGE0099",
+         "--api-secret", EXCHANGE_SECRET, "--permissions", "read,trade", "--keys", keys],
+        cwd=folder,
+        env=env,
+    )  # fmt: skip
+    assert exchange.returncode == EXIT_OK, exchange.stderr
+    return keys
+
+
+def _store_env(keys: Path, **extra: str) -> dict[str, str]:
+    return {"TRADELEDGER_KEYS": str(keys), "TRADELEDGER_KEYS_PASSPHRASE": KEYS_PASSPHRASE, **extra}
+
+
+def test_keys_list_shows_an_llm_key_without_its_key(cli, key_file: Path) -> None:
+    code, out, err = cli("keys", "list", "--json", env=_store_env(key_file))
+    assert code == EXIT_OK, err
+    rows = {row["label"]: row for row in json.loads(out)}
+    assert rows["llm-main"]["exchange"] == "llm"
+    assert rows["llm-main"]["permissions"] == ["read"]
+    assert rows["llm-main"]["key_id"] == "sk-s…"
+    code, table, err = cli("keys", "list", env=_store_env(key_file))
+    assert code == EXIT_OK, err
+    assert "llm-main" in table
+    assert LLM_KEY not in out + table + err
+    assert LLM_KEY.encode() not in key_file.read_bytes()
+
+
+@pytest.mark.slow
+def test_an_agent_sends_the_stored_key_and_records_only_its_label(
+    cli, tmp_path: Path, first_day: Path, key_file: Path
+) -> None:
+    ledger = tmp_path / "l.db"
+    # The environment's key loses to the label: a run names the key it means.
+    env = _store_env(key_file, TRADELEDGER_LLM_API_KEY="sk-environment-key-not-this-one")
+    with chat_server.running() as server:
+        code, out, err = _backtest(
+            cli, ledger, first_day, server.url, "every=240", "key_label=llm-main", env=env
+        )
+        headers = server.headers
+    assert code == EXIT_OK, err
+    assert len(headers) == 5  # bars 239, 479, ..., 1199
+    assert {h["Authorization"] for h in headers} == {f"Bearer {LLM_KEY}"}
+
+    started = next(e for e in _events(ledger) if isinstance(e, RunStarted))
+    assert json.loads(started.params)["key_label"] == "llm-main"
+    query = cli("--ledger", ledger, "query", "SELECT * FROM events", "--json")
+    assert query.returncode == EXIT_OK, query.stderr
+    assert "llm-main" in query.stdout  # the events are there, the label with them
+    texts = [out, err, query.stdout, query.stderr]
+    files = [ledger, ledger.with_suffix(".duckdb")]
+    assert all(path.exists() for path in files)
+    assert all(LLM_KEY not in text for text in texts)
+    assert all(LLM_KEY.encode() not in path.read_bytes() for path in files)
+
+    # No server, no key file, no passphrase: the replay serves the recorded answers.
+    code, report, err = _replay(cli, ledger, json.loads(out)["run_id"], first_day)
+    assert code == EXIT_OK, (report, err)
+    assert {c["name"]: c["status"] for c in report["checks"]}["rerun"] == "ok"
+    assert LLM_KEY not in err + json.dumps(report)
+
+
+BAD_LABELS = {
+    "unknown-label": ("nobody", {}, "no key 'nobody'"),
+    "no-passphrase": ("llm-main", {"TRADELEDGER_KEYS_PASSPHRASE": ""}, "set $TRADELEDGER_KEYS_PASSPHRASE"),
+    "wrong-passphrase": ("llm-main", {"TRADELEDGER_KEYS_PASSPHRASE": "not it"}, "wrong passphrase"),
+    "exchange-key": ("binance-main", {}, "is a binance exchange key, not an LLM API key"),
+    "no-key-file": ("llm-main", {"TRADELEDGER_KEYS": "/nonexistent/keys.enc"}, "no key file"),
+}
+
+
+@pytest.mark.parametrize("case", BAD_LABELS.values(), ids=BAD_LABELS.keys())
+def test_a_key_label_that_opens_no_llm_key_exits_2_before_the_ledger_exists(
+    cli, tmp_path: Path, first_day: Path, key_file: Path, case: tuple[str, dict[str, str], str]
+) -> None:
+    label, env, says = case
+    ledger = tmp_path / "l.db"
+    with chat_server.running() as server:
+        code, out, err = _backtest(
+            cli, ledger, first_day, server.url, f"key_label={label}", env={**_store_env(key_file), **env}
+        )
+        asked = len(server.requests)
+    assert code == EXIT_BAD_INPUT, err
+    assert err.startswith("--param key_label: ")
+    assert says in err
+    assert asked == 0
+    assert not ledger.exists()
+    assert all(secret not in out + err for secret in (LLM_KEY, EXCHANGE_SECRET, KEYS_PASSPHRASE))
+
+
+def test_a_key_file_others_can_read_is_refused_with_exit_4(
+    cli, tmp_path: Path, first_day: Path, key_file: Path
+) -> None:
+    wide = tmp_path / "wide.enc"
+    wide.write_bytes(key_file.read_bytes())
+    wide.chmod(0o644)
+    ledger = tmp_path / "l.db"
+    code, _, err = _backtest(
+        cli, ledger, first_day, "http://127.0.0.1:9/v1", "key_label=llm-main",
+        env=_store_env(key_file, TRADELEDGER_KEYS=str(wide)),
+    )  # fmt: skip
+    assert code == EXIT_REFUSED
+    assert f"chmod 600 {wide}" in err
+    assert not ledger.exists()
+
+
+def test_a_session_refuses_an_llm_key_as_its_exchange_key(cli, tmp_path: Path, key_file: Path) -> None:
+    config = tmp_path / "s.toml"
+    config.write_text(
+        '[session]\nsymbol = "BTC/USDT"\n[venue]\napi_url = "http://127.0.0.1:1/api/v3"\n'
+        f'key_label = "llm-main"\nkeys_file = "{key_file}"\n'
+    )
+    ledger = tmp_path / "s.db"
+    code, _, err = cli("--ledger", ledger, "paper", "--config", config, env=_store_env(key_file))
+    assert code == EXIT_BAD_INPUT, err
+    assert "venue.key_label: key 'llm-main' is an LLM agent's API key" in err
+    assert LLM_KEY not in err
     assert not ledger.exists()

@@ -15,6 +15,7 @@ import pytest
 from ledger.adapters.keystore import (
     BACKUPS_MAX,
     DEFAULT_SCRYPT_N,
+    LLM,
     KeyFileTooOpenError,
     KeyRefusedError,
     KeyStore,
@@ -22,6 +23,8 @@ from ledger.adapters.keystore import (
     Secret,
     StoredKey,
     WithdrawPermissionError,
+    key_file_path,
+    labeled_key,
     mask_key,
     parse_permissions,
 )
@@ -33,7 +36,7 @@ from ledger.adapters.keystore_format import (
     parse_header,
     unseal,
 )
-from ledger.domain.errors import BadInputError
+from ledger.domain.errors import BadInputError, ParameterError
 
 # Why 2**14: the lowest cost the format accepts, so every derivation here stays near 0.05 s.
 FAST_N = 2**14
@@ -42,6 +45,7 @@ API_KEY = "AKIAEXAMPLEKEY0123456789abcdef"
 API_SECRET = "s3cr3t-EXAMPLE-do-not-leak-9f8e7d6c"  # noqa: S105
 NEW_KEY = "NEWKEY9876543210zyxwvutsrqpon"
 NEW_SECRET = "n3w-s3cr3t-EXAMPLE-rotated-1a2b3c"  # noqa: S105
+LLM_KEY = "sk-llm-EXAMPLE-bearer-5e6f7a8b"
 
 
 class StepClock:
@@ -556,3 +560,109 @@ def test_the_header_layout_is_what_the_module_docstring_says(tmp_path):
 
     assert (magic, version, kdf, log2_n, r, p) == (b"TLKEYS", 1, 1, 14, 8, 1)
     assert len(data) == HEADER_BYTES + NONCE_BYTES + body_length
+
+
+# -- LLM agents' keys (exchange "llm") and labeled_key, the lookup sessions and agents share ------
+
+
+def test_an_llm_key_is_one_key_without_a_secret_that_only_reads(tmp_path):
+    store = a_store_with_one_key(tmp_path)
+
+    added = store.add(
+        PASSPHRASE, exchange="LLM", label="openai", api_key=LLM_KEY, api_secret="", permissions="read"
+    )
+
+    assert (added.exchange, added.permissions, added.api_secret.reveal()) == (LLM, ("read",), "")
+    loaded = store.load(PASSPHRASE)["openai"]
+    assert (loaded.exchange, loaded.api_key, loaded.key_id) == (LLM, LLM_KEY, "sk-l…")
+    assert LLM_KEY.encode() not in store.path.read_bytes()
+
+
+@pytest.mark.parametrize(
+    ("change", "fragment"),
+    [
+        ({"api_secret": "a-secret"}, "--api-secret: an llm key is one API key without a secret"),
+        ({"permissions": "read,trade"}, "--permissions: an llm key never trades"),
+        ({"permissions": "trade"}, "--permissions: an llm key never trades"),
+        ({"api_key": " "}, "--api-key is empty; paste the LLM server's API key"),
+    ],
+)
+def test_an_llm_key_with_a_secret_or_trade_permission_is_refused(tmp_path, change, fragment):
+    store = a_store_with_one_key(tmp_path)
+    before = store.path.read_bytes()
+    values = {
+        "exchange": "llm",
+        "label": "openai",
+        "api_key": LLM_KEY,
+        "api_secret": "",
+        "permissions": "read",
+    }
+
+    with pytest.raises(KeyStoreError, match=fragment):
+        store.add(PASSPHRASE, **{**values, **change})
+
+    assert store.path.read_bytes() == before
+
+
+def test_an_llm_key_that_can_withdraw_is_refused_like_any_key(tmp_path):
+    store = a_store(tmp_path / "k.enc")
+
+    with pytest.raises(WithdrawPermissionError):
+        store.add(
+            PASSPHRASE, exchange="llm", label="x", api_key=LLM_KEY, api_secret="", permissions="withdraw"
+        )
+
+    assert not store.path.exists()
+
+
+def test_an_llm_key_rotates_without_a_secret_and_an_exchange_key_still_needs_one(tmp_path):
+    store = a_store_with_one_key(tmp_path)
+    store.add(PASSPHRASE, exchange="llm", label="openai", api_key=LLM_KEY, api_secret="", permissions="read")
+
+    rotated = store.rotate(PASSPHRASE, label="openai", api_key="sk-llm-rotated-0000", api_secret="")
+
+    assert rotated.api_key == "sk-llm-rotated-0000"
+    assert rotated.previous[0].api_key == LLM_KEY
+    before = store.path.read_bytes()
+    with pytest.raises(KeyStoreError, match="--api-secret: an llm key"):
+        store.rotate(PASSPHRASE, label="openai", api_key=LLM_KEY, api_secret="s" * 20)
+    with pytest.raises(KeyStoreError, match="--permissions: an llm key never trades"):
+        store.rotate(PASSPHRASE, label="openai", api_key=LLM_KEY, api_secret="", permissions="trade")
+    with pytest.raises(KeyStoreError, match="--api-secret is empty"):
+        store.rotate(PASSPHRASE, label="main", api_key=NEW_KEY, api_secret="")
+    assert store.path.read_bytes() == before
+
+
+def test_the_key_file_is_the_given_path_then_the_environment_then_the_home_folder(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("TRADELEDGER_KEYS", raising=False)
+    assert key_file_path() == tmp_path / "home" / ".tradeledger" / "keys.enc"
+    monkeypatch.setenv("TRADELEDGER_KEYS", "~/env.enc")
+    assert key_file_path() == tmp_path / "home" / "env.enc"
+    assert key_file_path(tmp_path / "given.enc") == tmp_path / "given.enc"
+
+
+def test_labeled_key_opens_the_file_with_the_passphrase_from_the_environment(tmp_path, monkeypatch):
+    store = a_store_with_one_key(tmp_path)
+    monkeypatch.setenv("TRADELEDGER_KEYS", str(store.path))
+    monkeypatch.setenv("TRADELEDGER_KEYS_PASSPHRASE", PASSPHRASE)
+
+    assert labeled_key("main", field="venue.key_label").api_secret.reveal() == API_SECRET
+    assert labeled_key("main", field="f", keys=store.path).api_key == API_KEY
+
+    with pytest.raises(
+        ParameterError, match=r"^venue\.key_label: no key 'other' in .*keys add --label other"
+    ):
+        labeled_key("other", field="venue.key_label")
+    with pytest.raises(KeyStoreError, match=r"^--param key_label: no key file at .*none\.enc"):
+        labeled_key("main", field="--param key_label", keys=tmp_path / "none.enc")
+    monkeypatch.setenv("TRADELEDGER_KEYS_PASSPHRASE", "not it")
+    with pytest.raises(KeyStoreError, match=r"^--param key_label: wrong passphrase for "):
+        labeled_key("main", field="--param key_label")
+    monkeypatch.delenv("TRADELEDGER_KEYS_PASSPHRASE")
+    with pytest.raises(ParameterError, match=r"^--param key_label: set \$TRADELEDGER_KEYS_PASSPHRASE"):
+        labeled_key("main", field="--param key_label")
+    store.path.chmod(0o640)
+    monkeypatch.setenv("TRADELEDGER_KEYS_PASSPHRASE", PASSPHRASE)
+    with pytest.raises(KeyFileTooOpenError):
+        labeled_key("main", field="--param key_label")

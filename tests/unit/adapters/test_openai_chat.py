@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 import chat_server
 from chat_server import ChatServer, Reply, answer, says
+from ledger.adapters.keystore import KeyStore
 from ledger.adapters.openai_chat import BACKOFF_MS_MAX, OpenAIChat
+from ledger.domain.errors import ParameterError
 from ledger.strategies.chat import ChatEndpoint, ChatFailedError
 
 KEY = "sk-unit-secret-456"
@@ -126,3 +129,45 @@ def test_the_key_is_never_in_the_repr() -> None:
 def test_backoff_is_capped() -> None:
     chat = client("http://127.0.0.1:1/v1")
     assert chat._delay_ms(30, None) == BACKOFF_MS_MAX
+
+
+STORED_KEY = "sk-unit-stored-key-789"
+PASSPHRASE = "unit key store passphrase"  # noqa: S105 - a made-up test value
+
+
+@pytest.fixture
+def key_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> KeyStore:
+    """A key file with the LLM key ``llm`` and the exchange key ``ex``, opened from the environment."""
+    store = KeyStore(tmp_path / "keys.enc", scrypt_n=2**14)
+    store.add(PASSPHRASE, exchange="llm", label="llm", api_key=STORED_KEY, api_secret="", permissions="read")
+    store.add(
+        PASSPHRASE, exchange="binance", label="ex", api_key="k" * 20, api_secret="s" * 20, permissions="read"
+    )
+    monkeypatch.setenv("TRADELEDGER_KEYS", str(store.path))
+    monkeypatch.setenv("TRADELEDGER_KEYS_PASSPHRASE", PASSPHRASE)
+    monkeypatch.setenv("TRADELEDGER_LLM_API_KEY", KEY)
+    return store
+
+
+def _endpoint(url: str, key_label: str | None) -> ChatEndpoint:
+    return ChatEndpoint(base_url=url, timeout_ms=2000, retries=0, backoff_ms=100, key_label=key_label)
+
+
+@pytest.mark.anyio
+@pytest.mark.usefixtures("key_store")
+async def test_connect_takes_the_key_from_the_store_when_a_label_is_given(server: ChatServer) -> None:
+    server.script(says("stored"), says("environment"))
+    assert await OpenAIChat.connect(_endpoint(server.url, "llm")).complete(BODY) == "stored"
+    assert await OpenAIChat.connect(_endpoint(server.url, None)).complete(BODY) == "environment"
+    assert [h["Authorization"] for h in server.headers] == [f"Bearer {STORED_KEY}", f"Bearer {KEY}"]
+
+
+@pytest.mark.usefixtures("key_store")
+def test_connect_refuses_an_exchange_key_or_an_unknown_label_naming_the_param() -> None:
+    with pytest.raises(
+        ParameterError, match=r"^--param key_label: key 'ex' is a binance exchange key"
+    ) as raised:
+        OpenAIChat.connect(_endpoint("http://127.0.0.1:1/v1", "ex"))
+    assert "s" * 20 not in str(raised.value)
+    with pytest.raises(ParameterError, match=r"^--param key_label: no key 'none'"):
+        OpenAIChat.connect(_endpoint("http://127.0.0.1:1/v1", "none"))

@@ -232,6 +232,7 @@ def test_the_response_schema_is_strict_every_field_required_and_no_extras() -> N
         ({**BASE, "retries": "11"}, "--param retries"),
         ({**BASE, "limit_orders": "yes"}, "--param limit_orders"),
         ({**BASE, "limit_band": "0"}, "--param limit_band"),
+        ({**BASE, "key_label": " "}, "--param key_label"),
     ],
 )
 def test_bad_parameters_name_the_param(params, named: str) -> None:
@@ -376,3 +377,17 @@ async def test_recorded_chat_answers_by_digest_and_reraises_recorded_failures() 
     unknown = await replayed.decide(context(quote_free=Decimal(1)))
     assert isinstance(unknown, DecisionRejection)
     assert unknown.reason == "not_recorded"
+
+
+@pytest.mark.anyio
+async def test_key_label_is_a_recorded_parameter_that_reaches_the_connector_not_the_request() -> None:
+    transport = ScriptedTransport(answer(action="hold"))
+    source = agent(transport, key_label="openai")
+    source.candidate_bars(candles())
+    await source.decide(context())
+    assert source.params()["key_label"] == "openai"
+    assert LlmParams.parse(source.params()) == source.settings
+    assert transport.endpoint is not None
+    assert transport.endpoint.key_label == "openai"
+    assert b"openai" not in transport.bodies[0]  # the request (and its digest) do not depend on it
+    assert "key_label" not in agent(ScriptedTransport()).params()
