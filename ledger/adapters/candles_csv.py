@@ -20,13 +20,15 @@ from pathlib import Path
 
 import numpy as np
 
-from ledger.application.candles import Candles, IntArray
+from ledger.adapters.candles_fast import ParsedRows, parse_body
+from ledger.application.candles import Candles
 from ledger.domain.errors import DataFileError
 
 COLUMNS = ("timestamp", "open", "high", "low", "close", "volume")
 PRICE_COLUMNS = ("open", "high", "low", "close")
 # Why 12: prices with more decimals than any venue's tick would overflow int64 units.
 PRICE_SCALE_MAX = 12
+_CANONICAL_HEADER = ",".join(COLUMNS).encode() + b"\n"
 # Why 2**62: prices become int64 units and SMA sums multiply them; keep clear of 2**63.
 PRICE_UNITS_MAX = 2**62
 
@@ -40,6 +42,12 @@ def load_candles(path: Path, *, label: str | None = None) -> Candles:
         DataFileError: missing, truncated, malformed or unsorted file, or impossible prices.
     """
     raw = _read_bytes(path)
+    digest = hashlib.sha256(raw).hexdigest()
+    if raw.startswith(_CANONICAL_HEADER):  # the common case: no Python work per row
+        parsed = parse_body(raw, len(_CANONICAL_HEADER))
+        fast = None if parsed is None else _checked_series(parsed, label or path.name, digest)
+        if fast is not None:
+            return fast
     text = _decode(path, raw)
     lines = text.split("\n")
     if lines and lines[-1] == "":
@@ -47,7 +55,7 @@ def load_candles(path: Path, *, label: str | None = None) -> Candles:
     if not lines:
         msg = f"{path}: the file is empty; give a CSV with the header {','.join(COLUMNS)}"
         raise DataFileError(msg)
-    return candles_from_lines(path, lines, digest=hashlib.sha256(raw).hexdigest(), label=label)
+    return candles_from_lines(path, lines, digest=digest, label=label)
 
 
 def candles_from_lines(
@@ -109,9 +117,15 @@ def _fast_series(lines: list[str], index: list[int], label: str, digest: str) ->
     if index != list(range(len(COLUMNS))) or len(lines) < 3:  # noqa: PLR2004 - header + 2 rows
         return None
     parsed = _plain_units(lines)
-    if parsed is None:
+    return None if parsed is None else _checked_series(parsed, label, digest)
+
+
+def _checked_series(parsed: ParsedRows, label: str, digest: str) -> Candles | None:
+    # The series of already-parsed units if every row is consistent, else None (the careful
+    # path then names the first bad row).
+    stamps, o, h, lo, c, volume = parsed.columns
+    if stamps.size < 2:  # noqa: PLR2004 - the careful path explains why two are needed
         return None
-    stamps, (o, h, lo, c, volume), scale, volume_scale = parsed
     consistent = (
         bool(np.all(np.diff(stamps) > 0))
         and bool(np.all(np.minimum(np.minimum(o, h), np.minimum(lo, c)) > 0))
@@ -120,6 +134,8 @@ def _fast_series(lines: list[str], index: list[int], label: str, digest: str) ->
     )
     if not consistent:
         return None
+    scale = int(parsed.decimals[1:5].max())
+    volume_scale = int(parsed.decimals[5])
     divisor = 10 ** (_FAST_SCALE - scale)
     return Candles(
         source=label,
@@ -143,7 +159,7 @@ _FAST_SCALE = 8
 _FAST_INT_DIGITS = 10
 
 
-def _plain_units(lines: list[str]) -> tuple[IntArray, list[IntArray], int, int] | None:
+def _plain_units(lines: list[str]) -> ParsedRows | None:
     # Returns timestamps, prices and volumes at _FAST_SCALE decimals, and the most decimals
     # written in prices and in volumes (the scales the careful path would choose, so both paths
     # give the same Decimals).
@@ -168,11 +184,9 @@ def _plain_units(lines: list[str]) -> tuple[IntArray, list[IntArray], int, int] 
             else:
                 written = max(written, len(frac))
             column.append(int(whole) * unit + int((frac + pad)[:_FAST_SCALE]))
-    return (
-        np.frombuffer(stamps, dtype=np.int64).copy(),
-        [np.frombuffer(column, dtype=np.int64).copy() for column in columns],
-        written,
-        volume_written,
+    return ParsedRows(
+        [np.frombuffer(column, dtype=np.int64).copy() for column in (stamps, *columns)],
+        np.array([0, written, written, written, written, volume_written], dtype=np.int64),
     )
 
 
