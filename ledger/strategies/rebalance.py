@@ -9,8 +9,6 @@ one-minute candles). It looks at the first bar's close too, so a run starts at i
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
@@ -19,7 +17,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ledger.application.candles import Candles
-from ledger.domain.decisions import Decision, MarketContext
+from ledger.domain.decisions import Decision, MarketContext, canonical_json, input_digest
 from ledger.domain.errors import ParameterError
 from ledger.domain.events import DecisionAction, Side
 from ledger.domain.numbers import ZERO, plain
@@ -121,8 +119,8 @@ class ThresholdRebalancer:
                 f"target {plain(trade.weight_target)} (band {plain(self.band)}): "
                 f"{action.value} {plain(trade.value.quantize(Decimal('0.01')))} worth"
             ),
-            input_digest=hashlib.sha256(json.dumps(seen, sort_keys=True).encode()).hexdigest(),
-            output=json.dumps(output, sort_keys=True),
+            input_digest=input_digest(seen),
+            output=canonical_json(output),
         )
 
 

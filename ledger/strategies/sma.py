@@ -8,8 +8,6 @@ as floats can make it.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation, localcontext
@@ -18,7 +16,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ledger.application.candles import Candles
-from ledger.domain.decisions import Decision, MarketContext
+from ledger.domain.decisions import Decision, MarketContext, canonical_json, input_digest
 from ledger.domain.errors import ParameterError
 from ledger.domain.events import DecisionAction
 from ledger.domain.numbers import LEDGER_CONTEXT, ZERO
@@ -173,6 +171,6 @@ class SmaCrossover:
             price_limit=limit,
             confidence=Decimal(1),
             rationale=f"SMA({self.fast}) crossed {word} SMA({self.slow}) at close {context.price_close}",
-            input_digest=hashlib.sha256(json.dumps(seen, sort_keys=True).encode()).hexdigest(),
-            output=json.dumps(output, sort_keys=True),
+            input_digest=input_digest(seen),
+            output=canonical_json(output),
         )
