@@ -4,8 +4,8 @@ The formulas live in ``ledger.domain.fill_models`` and ``ledger.domain.fill_book
 applies them in time order. What it assumes (README, "Fill models"):
 
 - **Arrival.** An order reaches the venue ``latency_ms`` after it was placed (the decision
-  bar's close). It meets the first bar not closed by then; an order arriving after the last bar
-  ends unfilled when the data runs out.
+  bar's close), and its acknowledgement is stamped then. It meets the first bar not closed by
+  then; an order arriving after the last bar ends unfilled when the data runs out.
 - **Market orders** fill once, at the arrival: ``next-open`` at the market then (the bar's open,
   or the open-to-close line inside it) moved by the slippage model; ``orderbook`` at the average
   price of a walk through a book synthesized from that bar, the unfilled rest ending. Taker fee.
@@ -129,9 +129,14 @@ class BacktestExchange:
             if draw < rate:
                 msg = f"simulated API failure (draw {draw:.6f} < failure rate {rate})"
                 raise VenueRejectedError(API_FAILURE, msg)
-        ack = VenueAck(client_order_id=order.client_order_id, venue_order_id=f"bt-{len(self._acks) + 1}")
+        latency = self._settings.latency_ms
+        ack = VenueAck(
+            client_order_id=order.client_order_id,
+            venue_order_id=f"bt-{len(self._acks) + 1}",
+            accepted_at=order.occurred_at + timedelta(milliseconds=latency),  # when it arrives
+        )
         self._acks[order.client_order_id] = ack
-        arrival_ms = _ms(order.occurred_at) + self._settings.latency_ms
+        arrival_ms = _ms(order.occurred_at) + latency
         working = _Working(
             order=order,
             arrival_ms=arrival_ms,

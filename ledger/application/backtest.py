@@ -305,7 +305,7 @@ class BacktestRun:
         except VenueRejectedError as e:  # the venue refused it (a simulated API failure)
             self.writer.record(sent, rejected(state, e.reason, str(e), now))
             return
-        answer = accepted(state, ack.venue_order_id, now)
+        answer = accepted(state, ack.venue_order_id, ack.accepted_at or now)
         self.writer.record(sent, answer)
         self.orders[client_order_id] = evolve(state, answer)
 

@@ -173,10 +173,16 @@ class FillReport:
 
 @dataclass(frozen=True, kw_only=True)
 class VenueAck:
-    """A venue's acknowledgement of an order: the id it gave the order."""
+    """A venue's acknowledgement of an order: the id it gave the order, and when, if it says.
+
+    ``accepted_at`` is the venue's own time of acceptance when it is known (the backtest venue:
+    the order's arrival, ``latency_ms`` after the decision); None means the answer's arrival,
+    which the caller stamps from its clock.
+    """
 
     client_order_id: str
     venue_order_id: str
+    accepted_at: datetime | None = None
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -18,7 +18,14 @@ import pytest
 from ledger.adapters import audit
 from ledger.bootstrap import BacktestRequest, bundled_sample, run_backtest_request
 from ledger.bootstrap.fill_options import FillOptions
-from ledger.domain.events import LedgerEvent, OrderFilled, OrderRejected, RunStarted
+from ledger.domain.events import (
+    LedgerEvent,
+    OrderAccepted,
+    OrderFilled,
+    OrderRejected,
+    OrderSubmitted,
+    RunStarted,
+)
 
 BARS = 2_880
 PARAMS = {"fast": "5", "slow": "20"}
@@ -88,6 +95,20 @@ def test_failure_draws_depend_on_the_seed_and_are_recorded_as_rejections(
 
     assert one == again
     assert one != other
+
+
+@pytest.mark.parametrize(("name", "latency_ms"), [("next-open", 0), ("latency", 45_000), ("orderbook", 250)])
+def test_the_acknowledgement_is_stamped_when_the_order_reaches_the_venue(
+    name: str, latency_ms: int, two_days: Path, tmp_path: Path
+) -> None:
+    _, events = _run(two_days, tmp_path / "ack.db", name)
+    sent = {e.client_order_id: e.occurred_at for e in events if isinstance(e, OrderSubmitted)}
+    acks = [e for e in events if isinstance(e, OrderAccepted)]
+    fills = {e.client_order_id: e.occurred_at for e in events if isinstance(e, OrderFilled)}
+
+    assert acks
+    assert {(e.occurred_at - sent[e.client_order_id]).total_seconds() * 1000 for e in acks} == {latency_ms}
+    assert all(fills[e.client_order_id] >= e.occurred_at for e in acks if e.client_order_id in fills)
 
 
 def test_the_seed_changes_nothing_but_ids_without_randomness(two_days: Path, tmp_path: Path) -> None:
