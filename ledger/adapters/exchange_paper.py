@@ -3,9 +3,11 @@
 The session feeds it every closed bar it receives from the real venue (``on_bar``). A market
 order placed at a bar's close fills whole at the open of the next bar, the fee in the quote
 asset: exactly ``fill_at_open``, the function the backtest venue uses, so a paper run and a
-backtest over the same bars produce the same fills. A limit order fills whole at its limit on
-the first later bar that trades through it (a buy when the bar's low is at or below the limit,
-a sell when the high is at or above), with no queue: an optimistic model, stated as such.
+backtest over the same bars produce the same fills. A limit order follows the backtest venue's
+rule (``exchange_backtest``, no latency, no queue): if the next bar opens at or better than its
+limit it fills there like a market order; otherwise it rests and fills whole at its limit on the
+first bar that trades strictly through it (low below a buy, high above a sell; a touch is not a
+fill). It stays working until the session cancels it.
 """
 
 from __future__ import annotations
@@ -18,14 +20,16 @@ from ledger.adapters.exchange_backtest import fill_at_open
 from ledger.application.candles import EPOCH, Bar
 from ledger.application.session import VenueOrderUnknownError
 from ledger.domain.events import OrderPlaced, OrderType, Side
+from ledger.domain.fill_models import BarQuote, traded_through
 from ledger.domain.instruments import Instrument
 from ledger.domain.order import FillReport, OrderEnded, VenueAck
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(kw_only=True)
 class _Working:
     order: OrderPlaced
     bar_open_ms: int  # the bar the order was placed on
+    first_bar: bool = True  # the next bar has not been seen yet (its open may fill a limit)
 
 
 class PaperGateway:
@@ -40,14 +44,22 @@ class PaperGateway:
         self._bar: tuple[int, Decimal, datetime] | None = None  # open ms, open price, open time
         self._working: dict[str, _Working] = {}
         self._ended: list[OrderEnded] = []
-        self._range: tuple[Decimal, Decimal] | None = None  # the current bar's low and high
+        self._quote: BarQuote | None = None  # the current bar, as the fill models read it
         self._acks: dict[str, VenueAck] = {}
         self._trades = 0
 
     def on_bar(self, bar: Bar) -> None:
         """Make a newly closed bar the current one (its open fills earlier orders)."""
         self._bar = (bar.open_ms, bar.open, EPOCH + timedelta(milliseconds=bar.open_ms))
-        self._range = (bar.low, bar.high)
+        self._quote = BarQuote(
+            open=bar.open,
+            high=bar.high,
+            low=bar.low,
+            close=bar.close,
+            volume=bar.volume,
+            open_ms=bar.open_ms,
+            close_ms=bar.open_ms,  # unused here: a paper fill is stamped at the bar's open
+        )
 
     async def cancel(self, client_order_id: str) -> None:
         """Cancel a working order; its end is reported by the next poll."""
@@ -57,11 +69,19 @@ class PaperGateway:
                 OrderEnded(client_order_id=client_order_id, reason="canceled", occurred_at=self._bar[2])
             )
 
-    def _traded_through(self, order: OrderPlaced) -> bool:
-        if self._range is None or order.price_limit is None:
-            return False
-        low, high = self._range
-        return low <= order.price_limit if order.side is Side.BUY else high >= order.price_limit
+    def _limit_price(self, working: _Working, open_price: Decimal) -> Decimal | None:
+        # The price a limit order fills at on the current bar, or None: at the open if the
+        # first bar after it opens within the limit (marketable), else at the limit once a bar
+        # trades strictly through it.
+        limit = working.order.price_limit
+        if self._quote is None or limit is None:
+            return None
+        side = working.order.side
+        if working.first_bar:
+            working.first_bar = False
+            if (open_price <= limit) if side is Side.BUY else (open_price >= limit):
+                return open_price
+        return limit if traded_through(side, limit, self._quote) else None
 
     async def recover(self, client_order_id: str) -> VenueAck:
         """Return the ack of an order this paper venue accepted.
@@ -97,13 +117,9 @@ class PaperGateway:
         self._ended = []
         for working in [w for w in self._working.values() if w.bar_open_ms < open_ms]:
             order = working.order
-            if order.order_type is OrderType.LIMIT:
-                if not self._traded_through(order):
-                    continue
-                price_fill = order.price_limit
-            else:
-                price_fill = price
-            assert price_fill is not None  # noqa: S101 - a limit order carries its limit
+            price_fill = price if order.order_type is OrderType.MARKET else self._limit_price(working, price)
+            if price_fill is None:
+                continue
             del self._working[order.client_order_id]
             report = fill_at_open(
                 order,
