@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
-from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -61,18 +58,3 @@ class MarketContext:
     pnl_realized: Decimal
     fills: int
     open_orders: int
-
-
-# One encoder for every call: ``json.dumps(..., sort_keys=True)`` builds a new one each time,
-# which cost more than the encoding on a backtest's decision path. Same bytes.
-_CANONICAL = json.JSONEncoder(sort_keys=True)
-
-
-def canonical_json(value: Mapping[str, object]) -> str:
-    """Return ``value`` as canonical JSON text: keys sorted, ``json.dumps``'s separators."""
-    return _CANONICAL.encode(value)
-
-
-def input_digest(seen: Mapping[str, object]) -> str:
-    """Return the sha256 hex digest of what a rule-based source saw, as canonical JSON."""
-    return hashlib.sha256(_CANONICAL.encode(seen).encode()).hexdigest()

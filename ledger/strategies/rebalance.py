@@ -17,11 +17,12 @@ import numpy as np
 import numpy.typing as npt
 
 from ledger.application.candles import Candles
-from ledger.domain.decisions import Decision, MarketContext, canonical_json, input_digest
+from ledger.domain.decisions import Decision, MarketContext
 from ledger.domain.errors import ParameterError
 from ledger.domain.events import DecisionAction, Side
 from ledger.domain.numbers import ZERO, plain
 from ledger.domain.rebalance import BAND_DEFAULT, CASH, MIN_TRADE_DEFAULT, rebalance_trades, weights
+from ledger.strategies.canonical import canonical_json, input_digest
 
 EVERY_DEFAULT = 60
 PARAMS = ("targets", "band", "min_trade", "every")

@@ -16,10 +16,11 @@ import numpy as np
 import numpy.typing as npt
 
 from ledger.application.candles import Candles
-from ledger.domain.decisions import Decision, MarketContext, canonical_json, input_digest
+from ledger.domain.decisions import Decision, MarketContext
 from ledger.domain.errors import ParameterError
 from ledger.domain.events import DecisionAction
 from ledger.domain.numbers import LEDGER_CONTEXT, ZERO
+from ledger.strategies.canonical import canonical_json, input_digest
 
 # Why 2**62: products of int64 sums must not overflow; beyond this, fall back to Python ints.
 _INT64_SAFE = 2**62
