@@ -43,6 +43,7 @@ from multiprocessing import forkserver
 from uuid import UUID
 
 from ledger.adapters import codec
+from ledger.adapters.candles_gaps import GapReport, gap_report
 from ledger.adapters.codec import GENESIS_HASH, ChainHead
 from ledger.adapters.ids import SeededIds
 from ledger.adapters.store import LedgerStore
@@ -60,6 +61,7 @@ from ledger.bootstrap import (
     open_ledger,
     prepare_backtest,
     request_candles,
+    request_data_path,
 )
 from ledger.domain.errors import BadInputError, InvariantViolationError, LedgerError, ParameterError
 from projections.portfolio import PortfolioProjection, RunView
@@ -107,6 +109,7 @@ class SweepResult:
     jobs: int
     store: LedgerStore
     portfolio: PortfolioProjection  # the tracked portfolio, saved after the last run
+    data_report: GapReport  # the candles every run read, with their gaps (under --gaps allow)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -114,6 +117,7 @@ class _Plan:
     axes: list[GridAxis]
     prepared: list[tuple[dict[str, str], PreparedBacktest]]
     candles: Candles
+    data_report: GapReport
     jobs: int
 
 
@@ -202,7 +206,14 @@ def run_sweep(
     if not isinstance(projection, PortfolioProjection):  # the runner holds what it was given
         msg = "the sweep's tracked projection is not the portfolio"
         raise TypeError(msg)
-    return SweepResult(axes=plan.axes, runs=runs, jobs=plan.jobs, store=store, portfolio=projection)
+    return SweepResult(
+        axes=plan.axes,
+        runs=runs,
+        jobs=plan.jobs,
+        store=store,
+        portfolio=projection,
+        data_report=plan.data_report,
+    )
 
 
 def _written_runs(
@@ -237,7 +248,8 @@ def _plan(request: SweepRequest) -> _Plan:
     if not 1 <= jobs <= JOBS_MAX:
         msg = f"--jobs: {jobs} is out of range; use a whole number from 1 to {JOBS_MAX}"
         raise ParameterError(msg)
-    candles = request_candles(base)
+    candles = request_candles(base)  # refuses gaps unless the policy allows them
+    data_report = gap_report(request_data_path(base), candles)
     options = " ".join(axis.option for axis in axes)
     prepared: list[tuple[dict[str, str], PreparedBacktest]] = []
     for values in combinations(axes):
@@ -247,7 +259,13 @@ def _plan(request: SweepRequest) -> _Plan:
         except BadInputError as e:
             msg = f"{options}: the combination {describe(values)} is refused: {e}"
             raise ParameterError(msg) from e
-    return _Plan(axes=axes, prepared=prepared, candles=candles, jobs=min(jobs, len(prepared)))
+    return _Plan(
+        axes=axes,
+        prepared=prepared,
+        candles=candles,
+        data_report=data_report,
+        jobs=min(jobs, len(prepared)),
+    )
 
 
 def _start_workers_server() -> None:

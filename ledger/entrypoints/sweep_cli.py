@@ -95,6 +95,9 @@ def sweep(  # noqa: PLR0913, PLR0917 - the CLI contract's options plus the backt
     with cli.progress_bar("sweep") as progress:
         result = run_sweep(request, progress)
     rows = sweep_summaries(result, result.portfolio)
+    data_summary = data_options.report_gaps(result.data_report, choice)  # a note on stderr if gapped
+    for row in rows:  # each row is the run's `backtest --json` object, data included
+        row["data"] = data_summary
     if as_json:
         cli.print_json(rows)
         return

@@ -173,6 +173,32 @@ def test_identical_combinations_take_the_attempts_repeated_backtests_take(
     assert swept_ids == set(expected[1:])
 
 
+def test_a_gapped_file_is_refused_or_swept_with_its_gaps_reported(
+    cli, tmp_path: Path, first_day: Path
+) -> None:
+    rows = first_day.read_text().split("\n")
+    del rows[101:106]  # five missing minutes after 2025-05-20 01:39
+    gapped = tmp_path / "gapped.csv"
+    gapped.write_text("\n".join(rows))
+
+    refused = cli("--ledger", tmp_path / "r.db", "sweep", "--data", gapped, *GRID, "--jobs", "1")
+    allowed = cli(
+        "--ledger", tmp_path / "a.db", "sweep", "--data", gapped, *GRID,
+        "--jobs", "1", "--gaps", "allow", "--json",
+    )  # fmt: skip
+
+    assert refused.returncode == EXIT_BAD_INPUT
+    assert "1 gap(s) with 5 missing bar(s)" in refused.stderr
+    assert not (tmp_path / "r.db").exists()
+    assert allowed.returncode == 0, allowed.stderr
+    assert "1 gap(s) with 5 missing bar(s)" in allowed.stderr
+    runs = json.loads(allowed.stdout)
+    assert len(runs) == 4
+    assert {(r["data"]["gaps"], r["data"]["missing_bars"], r["data"]["bars"]) for r in runs} == {
+        (1, 5, BARS - 5)
+    }
+
+
 @pytest.mark.parametrize(
     ("grid", "words"),
     [
