@@ -805,7 +805,7 @@ class TradingSession:
                     originator_version=self._run_event_version(),
                     occurred_at=self.ports.clock.now(),
                     run_id=self.run_id,
-                    mode_from=TradingMode.PAPER,
+                    mode_from=spec.promotion_from,
                     mode_to=spec.mode,
                     reason=spec.promotion,
                 )

@@ -155,9 +155,11 @@ class SessionSpec:
     watch: WatchPolicy = field(default_factory=WatchPolicy)
     maintenance: tuple[MaintenanceWindow, ...] = ()
     partial_fills: PartialFillPolicy = field(default_factory=PartialFillPolicy)
-    # Live runs: why the run may trade live (the promotion gates' verdict or their waiver),
-    # recorded as TradingModeSwitched (paper -> live) right after RunStarted.
+    # Why the run is in its mode, recorded as TradingModeSwitched (promotion_from -> mode) right
+    # after RunStarted: a live run's gates verdict or waiver (paper -> live), or the backtest a
+    # paper run follows (backtest -> paper).
     promotion: str | None = None
+    promotion_from: TradingMode = TradingMode.PAPER
 
 
 class KillSwitch(Protocol):

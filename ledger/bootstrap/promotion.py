@@ -1,4 +1,9 @@
-"""Paper to live: the promotion gates a live session must pass before it may start.
+"""Promotions between modes: backtest -> paper (recorded) and paper -> live (gated).
+
+A paper session's config may name the backtest run its strategy comes from
+(``[promotion] backtest_run``): the paper run records ``TradingModeSwitched`` (backtest ->
+paper) with the backtest's record measured against the gates, for information; nothing is
+refused on it, but the backtest must have traded the same strategy, parameters and symbol.
 
 A live session's config names the paper run whose record earns it (``[promotion] paper_run``).
 At start-up, before the venue is contacted, that record is measured against the gates:
@@ -19,7 +24,7 @@ from dataclasses import dataclass
 
 from ledger.adapters.store import LedgerStore
 from ledger.application.promotion import criteria_json, paper_record
-from ledger.domain.errors import PromotionRefusedError
+from ledger.domain.errors import ParameterError, PromotionRefusedError
 from ledger.domain.events import TradingMode, TradingModeRefused
 from ledger.domain.identifiers import run_stream_id
 from ledger.domain.promotion import Criterion, PromotionGates, evaluate
@@ -89,10 +94,29 @@ def promote(
     return f"promoted from paper run {run.run_id}: {criteria_json(criteria)}"
 
 
-def _mismatch(run: RunView, request: PromotionRequest) -> str:
+def from_backtest(portfolio: PortfolioProjection, request: PromotionRequest) -> str:
+    """Return the reason a paper run records with its switch from the backtest it follows.
+
+    Not gated (only paper -> live is): the backtest's record is measured against the gates and
+    recorded as it is, for whoever later promotes the paper run. ``request.paper_run`` names
+    the backtest run here.
+
+    Raises:
+        RunNotFoundError: no run matches the id or prefix.
+        ParameterError: the run is not a backtest, or traded another strategy or symbol.
+    """
+    run = portfolio.find_run(request.paper_run)
+    mismatch = _mismatch(run, request, TradingMode.BACKTEST)
+    if mismatch:
+        msg = f"promotion.backtest_run: run {run.run_id} {mismatch}; name a backtest of this very strategy"
+        raise ParameterError(msg)
+    return f"follows backtest run {run.run_id}: {criteria_json(judge(run, request.gates))}"
+
+
+def _mismatch(run: RunView, request: PromotionRequest, mode: TradingMode = TradingMode.PAPER) -> str:
     started = run.started
-    if started.mode is not TradingMode.PAPER:
-        return f"is a {started.mode.value} run, not a paper run"
+    if started.mode is not mode:
+        return f"is a {started.mode.value} run, not a {mode.value} run"
     if started.strategy != request.strategy or started.params != request.params:
         return f"traded {started.strategy} {started.params}, not {request.strategy} {request.params}"
     if started.instrument != request.symbol:

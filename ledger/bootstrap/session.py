@@ -48,7 +48,7 @@ from ledger.application.session import (
     VenueOrderUnknownError,
 )
 from ledger.bootstrap import code_version, http_chat, open_ledger, read_portfolio, safety
-from ledger.bootstrap.promotion import PromotionRequest, promote
+from ledger.bootstrap.promotion import PromotionRequest, from_backtest, promote
 from ledger.domain.errors import BadInputError, ParameterError, TradingHaltedError
 from ledger.domain.events import RunEnded, TradingMode
 from ledger.domain.identifiers import CONTROL_RUN_ID, order_stream_id, run_stream_id
@@ -153,12 +153,17 @@ class VenueSection(BaseModel):
 
 
 class PromotionSection(BaseModel):
-    """Live sessions: the paper run whose record earns live trading, and the gates (the seed's)."""
+    """Where a session's strategy was proven: the runs it is promoted from, and the gates.
+
+    Live sessions name the paper run whose record earns live trading (gated, the seed's
+    defaults). Paper sessions may name the backtest run they follow (recorded, not gated).
+    """
 
     model_config = ConfigDict(extra="forbid")
 
     required: bool = True  # false waives the gates (recorded in the live run)
-    paper_run: str | None = None  # run id or unique prefix of the paper run
+    paper_run: str | None = None  # live: run id or unique prefix of the paper run
+    backtest_run: str | None = None  # paper: run id or unique prefix of the backtest run
     min_trades: int = Field(default=100, ge=1)
     min_win_rate: float = Field(default=0.55, ge=0, le=1)
     max_drawdown: float = Field(default=0.20, gt=0, le=1)  # the worst allowed drawdown, a fraction
@@ -293,26 +298,43 @@ def run_session(config_path: Path, mode: TradingMode, ledger_url: str) -> Sessio
         section.timeframe,
     )
     with session_lock(ledger_url):
-        promotion = None
-        if mode is TradingMode.LIVE:  # before the venue is contacted: a refusal touches nothing else
-            promotion = _promotion(config, strategy, ledger_url)
+        # Before the venue is contacted: a refusal touches nothing else.
+        promotion = _promotion(config, mode, strategy, ledger_url)
         return anyio.run(_run, config, mode, ledger_url, gateway, strategy, promotion)
 
 
-def _promotion(config: SessionConfig, strategy: DecisionSource, ledger_url: str) -> str:
-    """Return why this live session may trade, or raise the recorded refusal (exit 4)."""
+def _promotion(
+    config: SessionConfig, mode: TradingMode, strategy: DecisionSource, ledger_url: str
+) -> tuple[TradingMode, str] | None:
+    """Return the switch this session records (from which mode, and why), if any.
+
+    Raises:
+        PromotionRefusedError: a live session's gates refused it (recorded, exit 4).
+        BadInputError: a backtest run that is unknown or traded another strategy (exit 2).
+    """
+    section = config.promotion
+    if mode is TradingMode.PAPER and section.backtest_run is None:
+        return None
+    if mode is TradingMode.LIVE and section.backtest_run is not None:
+        msg = (
+            "promotion.backtest_run: a live session is promoted from a paper run; name it in "
+            "promotion.paper_run and give backtest_run to the paper session instead"
+        )
+        raise ParameterError(msg)
     store = open_ledger(ledger_url, create=True)
     try:
         request = PromotionRequest(
-            paper_run=config.promotion.paper_run,
-            required=config.promotion.required,
-            gates=config.promotion.gates(),
+            paper_run=section.paper_run if mode is TradingMode.LIVE else section.backtest_run,
+            required=section.required,
+            gates=section.gates(),
             strategy=strategy.name,
             params=json.dumps(strategy.params(), sort_keys=True),
             symbol=config.session.symbol,
         )
         portfolio, _ = read_portfolio(store)
-        return promote(store, portfolio, request, SystemClock())
+        if mode is TradingMode.LIVE:
+            return TradingMode.PAPER, promote(store, portfolio, request, SystemClock())
+        return TradingMode.BACKTEST, from_backtest(portfolio, request)
     finally:
         store.close()
 
@@ -323,7 +345,7 @@ async def _run(
     ledger_url: str,
     gateway: CcxtGateway,
     strategy: object,
-    promotion: str | None,
+    promotion: tuple[TradingMode, str] | None,
 ) -> SessionOutcome:
     section = config.session
     try:
@@ -370,7 +392,8 @@ async def _run(
                 resume_every_s=section.halt_resume_check_seconds,
             ),
             maintenance=tuple(MaintenanceWindow(start=m.start, end=m.end) for m in section.maintenance),
-            promotion=promotion,
+            promotion=None if promotion is None else promotion[1],
+            promotion_from=TradingMode.PAPER if promotion is None else promotion[0],
             partial_fills=PartialFillPolicy(
                 finish_ratio=Decimal(str(section.partial_fill_finish_ratio)),
                 max_distance=Decimal(str(section.partial_fill_max_distance)),

@@ -7,6 +7,7 @@ few seconds give several orders. Every session is a real `tradeledger paper|live
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
 import os
@@ -27,6 +28,7 @@ import chat_server
 import factories
 from cli_runner import run_cli
 from ledger.adapters.store import open_store
+from ledger.bootstrap import bundled_sample
 from ledger.domain.events import (
     DecisionMade,
     DecisionRejected,
@@ -991,6 +993,62 @@ def test_live_refuses_a_paper_record_earned_by_another_strategy(
     assert result.returncode == 4
     assert "promote a paper run of this very strategy" in result.stderr
     assert not [e for e in _events(ledger) if isinstance(e, RunStarted) and e.mode is TradingMode.LIVE]
+
+
+def _backtest_run(cli, ledger: Path, slow: str) -> str:
+    """Backtest SMA(1, slow) on the bundled sample's first 240 bars; return its run id."""
+    lines = gzip.decompress(bundled_sample().read_bytes()).decode().split("\n")
+    data = ledger.parent / "first_hours.csv"
+    data.write_text("\n".join(lines[:241]) + "\n")
+    code, out, err = cli(
+        "--ledger", ledger, "backtest", "--data", data,
+        "--param", "fast=1", "--param", f"slow={slow}", "--json",
+    )  # fmt: skip
+    assert code == 0, err
+    return str(json.loads(out)["run_id"])
+
+
+def test_a_paper_session_records_the_backtest_it_follows_as_a_mode_switch(
+    cli, tmp_path: Path, sim: Sim
+) -> None:
+    ledger = tmp_path / "p.db"
+    backtest = _backtest_run(cli, ledger, slow="2")
+    config = _promotion_config(tmp_path / "paper.toml", sim, f'backtest_run = "{backtest[:8]}"')
+
+    code, _, err = cli("--ledger", ledger, "paper", "--config", config)
+
+    assert code == 0, err
+    events = _events(ledger)
+    paper = next(e for e in events if isinstance(e, RunStarted) and e.mode is TradingMode.PAPER)
+    switched = [e for e in events if isinstance(e, TradingModeSwitched) and e.run_id == paper.run_id]
+    assert len(switched) == 1
+    assert switched[0].originator_version == 2  # right after RunStarted
+    assert (switched[0].mode_from, switched[0].mode_to) == (TradingMode.BACKTEST, TradingMode.PAPER)
+    assert switched[0].reason.startswith(f"follows backtest run {backtest}: ")
+    criteria = {c["name"] for c in json.loads(switched[0].reason.split(": ", 1)[1])}
+    assert criteria == {"trades", "win_rate", "drawdown_max", "days"}  # measured, not enforced
+
+
+def test_a_paper_session_refuses_a_backtest_of_another_strategy_and_live_refuses_backtest_run(
+    cli, tmp_path: Path, sim: Sim, tradeledger_argv: list[str]
+) -> None:
+    ledger = tmp_path / "p.db"
+    other = _backtest_run(cli, ledger, slow="3")
+    paper = cli(
+        "--ledger", ledger, "paper", "--config",
+        _promotion_config(tmp_path / "paper.toml", sim, f'backtest_run = "{other}"'),
+    )  # fmt: skip
+    live = _run_live(
+        tradeledger_argv, ledger, _promotion_config(tmp_path / "live.toml", sim, f'backtest_run = "{other}"')
+    )
+
+    assert paper.returncode == 2  # bad input: nothing to refuse for safety
+    assert "promotion.backtest_run" in paper.stderr
+    assert "name a backtest of this very strategy" in paper.stderr
+    assert live.returncode == 2
+    assert "promotion.backtest_run: a live session is promoted from a paper run" in live.stderr
+    assert [e.mode for e in _events(ledger) if isinstance(e, RunStarted)] == [TradingMode.BACKTEST]
+    assert sim.orders() == []
 
 
 def test_live_without_a_paper_run_is_refused_and_gates_out_of_range_are_bad_input(
