@@ -622,9 +622,16 @@ def test_kill_from_another_process_cancels_a_running_sessions_orders_and_holds_a
     status = json.loads(cli("--ledger", ledger, "kill", "--status", "--json").stdout)
     assert (status["engaged"], status["reason"]) == (True, "drill")
 
-    # A restart while engaged: every new order is denied, none reaches the venue.
+    # A restart while engaged: every new order is denied, none reaches the venue. The restart
+    # rebalances to 50 % on every bar, so its first closed bar asks for an order (an SMA cross
+    # may not come within a short session on a loaded machine).
     before = len(sim.orders())
-    again = _config(tmp_path / "again.toml", sim, seconds=4)
+    again = _config(tmp_path / "again.toml", sim, seconds=6)
+    again.write_text(
+        again.read_text()
+        .replace('strategy = "sma"', 'strategy = "rebalance"')
+        .replace('{ fast = "1", slow = "2" }', '{ targets = "BTC:0.5,CASH:0.5", every = "1" }')
+    )
     code, _, err = cli("--ledger", ledger, "live", "--config", again, env=ENV)
     assert code == 0, err
     denied = [e.reason for e in _events(ledger) if type(e).__name__ == "OrderDenied"]
