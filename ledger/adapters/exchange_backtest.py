@@ -253,7 +253,7 @@ class BacktestExchange:
                 return [self._ended(working, reason, working.expires_ms)]
             working.next_bar = index + 1
             if working.queue_ahead is None:
-                filled = traded_through(working.order.side, limit, bar)
+                filled = traded_through(working.order.side, limit, bar.low, bar.high)
             else:
                 with localcontext(LEDGER_CONTEXT):
                     working.queue_traded += volume_at_or_through(working.order.side, limit, bar, tick)

@@ -20,7 +20,7 @@ from ledger.adapters.exchange_backtest import fill_at_open
 from ledger.application.candles import EPOCH, Bar
 from ledger.application.session import VenueOrderUnknownError
 from ledger.domain.events import OrderPlaced, OrderType, Side
-from ledger.domain.fill_models import BarQuote, traded_through
+from ledger.domain.fill_models import traded_through
 from ledger.domain.instruments import Instrument
 from ledger.domain.order import FillReport, OrderEnded, VenueAck
 
@@ -44,22 +44,14 @@ class PaperGateway:
         self._bar: tuple[int, Decimal, datetime] | None = None  # open ms, open price, open time
         self._working: dict[str, _Working] = {}
         self._ended: list[OrderEnded] = []
-        self._quote: BarQuote | None = None  # the current bar, as the fill models read it
+        self._range: tuple[Decimal, Decimal] | None = None  # the current bar's low and high
         self._acks: dict[str, VenueAck] = {}
         self._trades = 0
 
     def on_bar(self, bar: Bar) -> None:
         """Make a newly closed bar the current one (its open fills earlier orders)."""
         self._bar = (bar.open_ms, bar.open, EPOCH + timedelta(milliseconds=bar.open_ms))
-        self._quote = BarQuote(
-            open=bar.open,
-            high=bar.high,
-            low=bar.low,
-            close=bar.close,
-            volume=bar.volume,
-            open_ms=bar.open_ms,
-            close_ms=bar.open_ms,  # unused here: a paper fill is stamped at the bar's open
-        )
+        self._range = (bar.low, bar.high)
 
     async def cancel(self, client_order_id: str) -> None:
         """Cancel a working order; its end is reported by the next poll."""
@@ -74,14 +66,14 @@ class PaperGateway:
         # first bar after it opens within the limit (marketable), else at the limit once a bar
         # trades strictly through it.
         limit = working.order.price_limit
-        if self._quote is None or limit is None:
+        if self._range is None or limit is None:
             return None
         side = working.order.side
         if working.first_bar:
             working.first_bar = False
             if (open_price <= limit) if side is Side.BUY else (open_price >= limit):
                 return open_price
-        return limit if traded_through(side, limit, self._quote) else None
+        return limit if traded_through(side, limit, *self._range) else None
 
     async def recover(self, client_order_id: str) -> VenueAck:
         """Return the ack of an order this paper venue accepted.

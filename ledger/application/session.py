@@ -327,7 +327,6 @@ class TradingSession:
         await self._police_limits()
         await self._check_health()
         await self._check_resumption()
-        await self._check_maintenance()
         self._commit()
 
     async def _on_bar(self, bar: Bar) -> None:

@@ -34,9 +34,13 @@ from projections.portfolio import PortfolioProjection, RunView
 
 @dataclass(frozen=True, kw_only=True)
 class PromotionRequest:
-    """What a live session asks to be promoted from, and the bar it must clear."""
+    """The run a session is promoted from, what it must have traded, and the gates.
 
-    paper_run: str | None  # a run id or unique prefix
+    ``run`` (an id or unique prefix) is the paper run a live session is promoted from, or the
+    backtest run a paper session follows.
+    """
+
+    run: str | None
     required: bool
     gates: PromotionGates
     strategy: str
@@ -59,13 +63,13 @@ def promote(
     """
     if not request.required:
         return "promotion gates waived by the config ([promotion] required = false)"
-    if request.paper_run is None:
+    if request.run is None:
         msg = (
             "promotion.paper_run: live trading needs the paper run whose record passes the gates; "
             "name it in [promotion] paper_run (see `tradeledger gates RUN`)"
         )
         raise PromotionRefusedError(msg)
-    run = portfolio.find_run(request.paper_run)
+    run = portfolio.find_run(request.run)
     mismatch = _mismatch(run, request)
     if mismatch:
         msg = f"promotion.paper_run: run {run.run_id} {mismatch}; promote a paper run of this very strategy"
@@ -98,14 +102,14 @@ def from_backtest(portfolio: PortfolioProjection, request: PromotionRequest) -> 
     """Return the reason a paper run records with its switch from the backtest it follows.
 
     Not gated (only paper -> live is): the backtest's record is measured against the gates and
-    recorded as it is, for whoever later promotes the paper run. ``request.paper_run`` names
+    recorded as it is, for whoever later promotes the paper run; ``request.run`` names
     the backtest run here.
 
     Raises:
         RunNotFoundError: no run matches the id or prefix.
         ParameterError: the run is not a backtest, or traded another strategy or symbol.
     """
-    run = portfolio.find_run(request.paper_run)
+    run = portfolio.find_run(request.run)
     mismatch = _mismatch(run, request, TradingMode.BACKTEST)
     if mismatch:
         msg = f"promotion.backtest_run: run {run.run_id} {mismatch}; name a backtest of this very strategy"

@@ -324,7 +324,7 @@ def _promotion(
     store = open_ledger(ledger_url, create=True)
     try:
         request = PromotionRequest(
-            paper_run=section.paper_run if mode is TradingMode.LIVE else section.backtest_run,
+            run=section.paper_run if mode is TradingMode.LIVE else section.backtest_run,
             required=section.required,
             gates=section.gates(),
             strategy=strategy.name,

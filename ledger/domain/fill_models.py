@@ -216,9 +216,12 @@ def to_tick(value: Decimal, tick: Decimal, rounding: str) -> Decimal:
         return (value / tick).to_integral_value(rounding) * tick
 
 
-def traded_through(side: Side, limit: Decimal, bar: BarQuote) -> bool:
-    """Return whether ``bar`` traded strictly through ``limit``: below a buy, above a sell."""
-    return bar.low < limit if side is Side.BUY else bar.high > limit
+def traded_through(side: Side, limit: Decimal, low: Decimal, high: Decimal) -> bool:
+    """Return whether a bar from ``low`` to ``high`` traded strictly through ``limit``.
+
+    Strictly: its low below a buy's limit, its high above a sell's; a touch is not a fill.
+    """
+    return low < limit if side is Side.BUY else high > limit
 
 
 def volume_at_or_through(side: Side, limit: Decimal, bar: BarQuote, tick: Decimal) -> Decimal:

@@ -108,10 +108,10 @@ def test_working_limit_never_worsens_the_order_and_ticks_need_not_be_powers_of_t
 
 
 def test_trade_through_is_strict() -> None:
-    assert traded_through(Side.BUY, D("99.01"), BAR)
-    assert not traded_through(Side.BUY, D("99"), BAR)  # touched, not traded through
-    assert traded_through(Side.SELL, D("101.99"), BAR)
-    assert not traded_through(Side.SELL, D("102"), BAR)
+    assert traded_through(Side.BUY, D("99.01"), BAR.low, BAR.high)
+    assert not traded_through(Side.BUY, D("99"), BAR.low, BAR.high)  # touched, not traded through
+    assert traded_through(Side.SELL, D("101.99"), BAR.low, BAR.high)
+    assert not traded_through(Side.SELL, D("102"), BAR.low, BAR.high)
 
 
 def test_volume_at_or_through_counts_ticks_of_the_range() -> None:
