@@ -6,7 +6,6 @@ pieces the way a running backtest commits them; the follower syncs after each pi
 
 from __future__ import annotations
 
-import gzip
 import importlib.util
 import itertools
 import json
@@ -20,11 +19,12 @@ import duckdb
 import pytest
 
 from ledger.adapters.store import LedgerStore, open_store
-from ledger.bootstrap import BacktestRequest, bundled_sample, read_portfolio, run_backtest_request
+from ledger.bootstrap import BacktestRequest, read_portfolio, run_backtest_request
 from ledger.bootstrap.follow import AnalyticsFollower
 from ledger.domain.events import LedgerEvent
 from ledger.domain.numbers import D
 from projections import analytics
+from sample_data import write_sample
 
 BARS = 1440
 REPLAYS = Path(__file__).resolve().parents[2] / "replays"
@@ -34,9 +34,7 @@ REPLAYS = Path(__file__).resolve().parents[2] / "replays"
 def two_runs(tmp_path_factory: pytest.TempPathFactory) -> list[LedgerEvent]:
     """The events of two backtests (seeds 0 and 1) of the first day, in log order."""
     work = tmp_path_factory.mktemp("runs")
-    lines = gzip.decompress(bundled_sample().read_bytes()).decode().split("\n")
-    data = work / "first_day.csv"
-    data.write_text("\n".join(lines[: BARS + 1]) + "\n")
+    data = write_sample(work / "first_day.csv", BARS)
     ledger = str(work / "source.db")
     for seed in (0, 1):
         _, store = run_backtest_request(BacktestRequest(ledger_url=ledger, data_path=data, seed=seed))

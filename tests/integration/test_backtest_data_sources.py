@@ -15,6 +15,7 @@ import duckdb
 import pytest
 
 from ledger.bootstrap import bundled_sample
+from sample_data import sample_rows
 from sim_runner import running_sim
 
 MONEY_FIELDS = ("events", "orders", "fills", "equity_final", "pnl_realized", "fees")
@@ -25,10 +26,6 @@ def _json(result: Any) -> dict[str, Any]:
     assert result.returncode == 0, result.stderr
     parsed: dict[str, Any] = json.loads(result.stdout)
     return parsed
-
-
-def _sample_rows(count: int) -> list[str]:
-    return gzip.decompress(bundled_sample().read_bytes()).decode().split("\n")[: count + 1]
 
 
 @pytest.mark.slow
@@ -56,7 +53,7 @@ def test_a_parquet_copy_of_the_sample_gives_the_same_run_and_replays(cli, tmp_pa
 
 
 def test_gaps_are_refused_by_default_and_reported_when_allowed(cli, tmp_path: Path) -> None:
-    rows = _sample_rows(300)
+    rows = sample_rows(300)
     del rows[101:106]  # five missing minutes after 2025-05-20 01:39
     (tmp_path / "gapped.csv").write_text("\n".join(rows) + "\n")
 
@@ -138,7 +135,7 @@ def test_a_ccxt_source_is_fetched_from_the_sim_then_read_from_the_cache(
     replayed = cli("--ledger", "a.db", "replay", _json(first)["run_id"], "--json", cwd=tmp_path, env=env)
 
     (cached,) = cache.rglob("*.csv.gz")
-    assert gzip.decompress(cached.read_bytes()).decode().split("\n")[:-1] == _sample_rows(2160)
+    assert gzip.decompress(cached.read_bytes()).decode().split("\n")[:-1] == sample_rows(2160)
     assert "downloaded to" in first.stderr
     assert "downloaded" not in second.stderr
     one, two = _json(first), _json(second)

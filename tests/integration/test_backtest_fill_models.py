@@ -7,7 +7,6 @@ stored rows (envelopes, hash chain included), byte for byte.
 
 from __future__ import annotations
 
-import gzip
 import json
 from decimal import Decimal
 from pathlib import Path
@@ -16,7 +15,7 @@ from typing import Any
 import pytest
 
 from ledger.adapters import audit
-from ledger.bootstrap import BacktestRequest, bundled_sample, run_backtest_request
+from ledger.bootstrap import BacktestRequest, run_backtest_request
 from ledger.bootstrap.fill_options import FillOptions
 from ledger.domain.events import (
     LedgerEvent,
@@ -26,6 +25,7 @@ from ledger.domain.events import (
     OrderSubmitted,
     RunStarted,
 )
+from sample_data import write_sample
 
 BARS = 2_880
 PARAMS = {"fast": "5", "slow": "20"}
@@ -47,10 +47,7 @@ MODELS = {
 
 @pytest.fixture(scope="module")
 def two_days(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    lines = gzip.decompress(bundled_sample().read_bytes()).decode().splitlines()[: BARS + 1]
-    path = tmp_path_factory.mktemp("data") / "btc_two_days.csv"
-    path.write_text("\n".join(lines) + "\n")
-    return path
+    return write_sample(tmp_path_factory.mktemp("data") / "btc_two_days.csv", BARS)
 
 
 def _run(data: Path, ledger: Path, name: str, *, seed: int = 1) -> tuple[list[bytes], list[LedgerEvent]]:

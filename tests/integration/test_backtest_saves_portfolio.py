@@ -6,14 +6,14 @@ run's events follow it, and folds the log otherwise; both must give the rebuild'
 
 from __future__ import annotations
 
-import gzip
 from pathlib import Path
 
 from factories import a_kill_switch_engaged, a_kill_switch_released
 from ledger.adapters.store import LedgerStore, open_store
-from ledger.bootstrap import BacktestRequest, bundled_sample, run_backtest_request, save_portfolio_after
+from ledger.bootstrap import BacktestRequest, run_backtest_request, save_portfolio_after
 from projections.portfolio import PortfolioProjection
 from projections.runner import ProjectionRunner, rebuild
+from sample_data import write_sample
 
 BARS = 2880
 
@@ -26,9 +26,7 @@ def _saved(store: LedgerStore) -> bytes:
 
 
 def test_the_checkpoint_after_each_backtest_is_the_rebuild_whichever_way_it_was_made(tmp_path: Path) -> None:
-    lines = gzip.decompress(bundled_sample().read_bytes()).decode().split("\n")
-    data = tmp_path / "two_days.csv"
-    data.write_text("\n".join(lines[: BARS + 1]) + "\n")
+    data = write_sample(tmp_path / "two_days.csv", BARS)
     ledger = str(tmp_path / "l.db")
     snapshots = []
     for seed in (0, 1, 2):

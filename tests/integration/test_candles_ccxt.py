@@ -13,8 +13,8 @@ import pytest
 from ledger.adapters.candles_ccxt import cache_file, download_to_cache, parse_ccxt_source
 from ledger.adapters.candles_files import load_candles
 from ledger.adapters.exchange_sim import make_venue, running_exchange_sim
-from ledger.bootstrap import bundled_sample
 from ledger.domain.errors import DataFileError, ParameterError
+from sample_data import sample_rows
 
 pytestmark = pytest.mark.anyio
 
@@ -22,10 +22,6 @@ pytestmark = pytest.mark.anyio
 SOURCE = "ccxt:binance:BTC/USDT:1m:2025-05-20:2025-05-21T12:00"
 BARS = 2160
 NOW_MS = 1_800_000_000_000  # 2027: every range in the sample has ended
-
-
-def _sample_lines(count: int) -> list[str]:
-    return gzip.decompress(bundled_sample().read_bytes()).decode().split("\n")[: count + 1]
 
 
 async def test_a_range_is_fetched_once_and_then_read_from_the_cache(tmp_path: Path) -> None:
@@ -43,7 +39,7 @@ async def test_a_range_is_fetched_once_and_then_read_from_the_cache(tmp_path: Pa
     assert (fetched, fetched_again) == (True, False)
     assert again == path == cache_file(source, tmp_path, url)
     lines = gzip.decompress(path.read_bytes()).decode().split("\n")
-    assert lines[:-1] == _sample_lines(BARS)  # byte for byte the recorded rows
+    assert lines[:-1] == sample_rows(BARS)  # byte for byte the recorded rows
     assert lines[-1] == ""
     assert len(load_candles(path)) == BARS
     assert not [p for p in path.parent.iterdir() if p.name.endswith(".tmp")]

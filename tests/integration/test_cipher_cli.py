@@ -10,7 +10,6 @@ and leave the ledger as it was.
 from __future__ import annotations
 
 import base64
-import gzip
 import hashlib
 import json
 import shutil
@@ -24,7 +23,7 @@ import pytest
 
 from cli_runner import run_cli
 from ledger.adapters.store import new_cipher_key
-from ledger.bootstrap import bundled_sample
+from sample_data import write_sample
 from sim_runner import running_sim
 
 BARS = 1440  # the first day of the bundled 1-minute sample
@@ -48,9 +47,7 @@ class Ledgers(NamedTuple):
 @pytest.fixture(scope="module")
 def ledgers(tmp_path_factory: pytest.TempPathFactory) -> Ledgers:
     work = tmp_path_factory.mktemp("cipher_cli")
-    lines = gzip.decompress(bundled_sample().read_bytes()).decode().split("\n")
-    data = work / "first_day.csv"
-    data.write_text("\n".join(lines[: BARS + 1]) + "\n")
+    data = write_sample(work / "first_day.csv", BARS)
     code, key, err = run_cli(["admin", "new-cipher-key"], cwd=work)
     assert code == 0, err
     key = key.strip()

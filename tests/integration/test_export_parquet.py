@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import gzip
 import json
 from decimal import Decimal
 from pathlib import Path
 
 import duckdb
 
-from ledger.bootstrap import BacktestRequest, bundled_sample, run_backtest_request
+from ledger.bootstrap import BacktestRequest, run_backtest_request
+from sample_data import write_sample
 
 
 def test_parquet_export_holds_the_jsonl_export_row_for_row(cli, bundled_backtest, tmp_path: Path) -> None:
@@ -60,9 +60,7 @@ def test_parquet_export_answers_sql_with_exact_fees(cli, bundled_backtest, tmp_p
 
 def test_duckdb_reads_a_folder_of_run_exports_as_one_log(cli, tmp_path: Path) -> None:
     """For logs too big for one file: one Parquet file per run, queried together by a glob."""
-    lines = gzip.decompress(bundled_sample().read_bytes()).decode().split("\n")
-    data = tmp_path / "first_day.csv"
-    data.write_text("\n".join(lines[:1441]) + "\n")
+    data = write_sample(tmp_path / "first_day.csv", 1440)
     ledger = tmp_path / "two.db"
     runs = []
     for seed in (0, 1):

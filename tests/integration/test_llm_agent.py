@@ -7,7 +7,6 @@ Replays run after the server is stopped: every answer comes from the record.
 
 from __future__ import annotations
 
-import gzip
 import json
 from collections import Counter
 from pathlib import Path
@@ -18,8 +17,8 @@ import chat_server
 from chat_server import Reply, answer, says
 from cli_runner import run_cli
 from ledger.adapters.store import open_store
-from ledger.bootstrap import bundled_sample
 from ledger.domain.events import DecisionMade, DecisionRejected, OrderDenied, OrderPlaced, RunStarted
+from sample_data import write_sample
 
 BARS = 1440
 EXIT_OK, EXIT_BAD_INPUT = 0, 2
@@ -27,10 +26,7 @@ EXIT_OK, EXIT_BAD_INPUT = 0, 2
 
 @pytest.fixture(scope="module")
 def first_day(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    lines = gzip.decompress(bundled_sample().read_bytes()).decode().split("\n")
-    path = tmp_path_factory.mktemp("data") / "first_day.csv"
-    path.write_text("\n".join(lines[: BARS + 1]) + "\n")
-    return path
+    return write_sample(tmp_path_factory.mktemp("data") / "first_day.csv", BARS)
 
 
 def _backtest(cli, ledger: Path, data: Path, url: str, *params: str, env=None):

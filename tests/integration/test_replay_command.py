@@ -9,7 +9,6 @@ with a valid chain (rerun and checkpoint). Edits go through the databases' own c
 from __future__ import annotations
 
 import dataclasses
-import gzip
 import json
 import sqlite3
 from pathlib import Path
@@ -20,9 +19,10 @@ import pytest
 
 from factories import a_kill_switch_engaged, a_kill_switch_released
 from ledger.adapters.store import open_store
-from ledger.bootstrap import BacktestRequest, bundled_sample, run_backtest_request
+from ledger.bootstrap import BacktestRequest, run_backtest_request
 from ledger.domain.events import OrderFilled, RunCheckpointed
 from ledger.domain.numbers import D
+from sample_data import write_sample
 
 EXIT_BAD_INPUT = 2
 EXIT_INTEGRITY = 3
@@ -31,10 +31,7 @@ BARS = 1440
 
 @pytest.fixture(scope="module")
 def first_day(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    lines = gzip.decompress(bundled_sample().read_bytes()).decode().split("\n")
-    path = tmp_path_factory.mktemp("data") / "first_day.csv"
-    path.write_text("\n".join(lines[: BARS + 1]) + "\n")
-    return path
+    return write_sample(tmp_path_factory.mktemp("data") / "first_day.csv", BARS)
 
 
 def _backtest(ledger: Path, data: Path) -> str:

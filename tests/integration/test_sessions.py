@@ -7,7 +7,6 @@ few seconds give several orders. Every session is a real `tradeledger paper|live
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import json
 import os
@@ -28,7 +27,6 @@ import chat_server
 import factories
 from cli_runner import run_cli
 from ledger.adapters.store import open_store
-from ledger.bootstrap import bundled_sample
 from ledger.domain.events import (
     DecisionMade,
     DecisionRejected,
@@ -46,6 +44,7 @@ from ledger.domain.events import (
 )
 from ledger.domain.identifiers import run_id_for
 from ledger.domain.numbers import D
+from sample_data import write_sample
 from sim_runner import running_sim
 
 KEY, SECRET = "test-key", "test-secret"
@@ -1004,9 +1003,7 @@ def test_live_refuses_a_paper_record_earned_by_another_strategy(
 
 def _backtest_run(cli, ledger: Path, slow: str) -> str:
     """Backtest SMA(1, slow) on the bundled sample's first 240 bars; return its run id."""
-    lines = gzip.decompress(bundled_sample().read_bytes()).decode().split("\n")
-    data = ledger.parent / "first_hours.csv"
-    data.write_text("\n".join(lines[:241]) + "\n")
+    data = write_sample(ledger.parent / "first_hours.csv", 240)
     code, out, err = cli(
         "--ledger", ledger, "backtest", "--data", data,
         "--param", "fast=1", "--param", f"slow={slow}", "--json",

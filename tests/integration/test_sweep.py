@@ -7,7 +7,6 @@ backtest` makes of its combination, in another ledger; a bad grid must leave the
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import json
 from pathlib import Path
@@ -15,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from ledger.bootstrap import BacktestRequest, bundled_sample, open_ledger, read_portfolio
+from ledger.bootstrap import BacktestRequest, open_ledger, read_portfolio
 from ledger.bootstrap.sweep import (
     EncodedRun,
     SweepRequest,
@@ -24,6 +23,7 @@ from ledger.bootstrap.sweep import (
     run_combination,
     run_sweep,
 )
+from sample_data import write_sample
 
 EXIT_BAD_INPUT = 2
 BARS = 1440
@@ -32,10 +32,7 @@ GRID = ["--grid", "fast=5,10", "--grid", "slow=30,60"]
 
 @pytest.fixture(scope="module")
 def first_day(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    lines = gzip.decompress(bundled_sample().read_bytes()).decode().split("\n")
-    path = tmp_path_factory.mktemp("data") / "first_day.csv"
-    path.write_text("\n".join(lines[: BARS + 1]) + "\n")
-    return path
+    return write_sample(tmp_path_factory.mktemp("data") / "first_day.csv", BARS)
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,6 @@ then edits the stored rows with the database's own client, never through the led
 from __future__ import annotations
 
 import dataclasses
-import gzip
 import re
 import sqlite3
 from pathlib import Path
@@ -21,9 +20,10 @@ import pytest
 from ledger.adapters import audit, codec
 from ledger.adapters.codec import ChainHead
 from ledger.adapters.store import StoredRow, open_store
-from ledger.bootstrap import BacktestRequest, bundled_sample, run_backtest_request
+from ledger.bootstrap import BacktestRequest, run_backtest_request
 from ledger.domain.events import OrderFilled, PriceMarked
 from ledger.domain.numbers import D
+from sample_data import write_sample
 
 EXIT_INTEGRITY = 3
 BARS = 1440  # the first day of the bundled 1-minute sample
@@ -31,10 +31,7 @@ BARS = 1440  # the first day of the bundled 1-minute sample
 
 @pytest.fixture(scope="module")
 def first_day_csv(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    lines = gzip.decompress(bundled_sample().read_bytes()).decode().split("\n")
-    path = tmp_path_factory.mktemp("data") / "first_day.csv"
-    path.write_text("\n".join(lines[: BARS + 1]) + "\n")
-    return path
+    return write_sample(tmp_path_factory.mktemp("data") / "first_day.csv", BARS)
 
 
 class Rows(Protocol):
